@@ -1,0 +1,1 @@
+"""Meta-training and evaluation of the hierarchical-RNN learned optimizer."""
