@@ -1,0 +1,351 @@
+"""The hierarchical-RNN update rule (Wichrowska et al., 2017) as pure, differentiable TensorFlow functions.
+
+    meta  = init_meta(config, seed)                       # dict name -> tensor: the optimizer's own weights
+    state = init_state(meta, config, params, seed)        # dict name -> tensor: flat per-parameter buffers
+    params, state = step(meta, config, params, grads, state)
+
+No `tf.Variable` is created or read here. The meta-trainer differentiates through `step`; the Keras
+`LearnedOptimizer` stores the same state in variables and calls the same `step`. Equations and defaults
+follow `shared/docs/hrnn_reference.md` §1-2; section numbers below refer to it.
+
+State layout (P parameters in T tensors, K gradient scales, n0/n1/n2 hidden sizes):
+    h0 [P, n0]      per-parameter GRU state          accum [P, K]   momenta at K timescales
+    ms [P, K]       mean squares of the momenta      scl_decay, inp_decay [P]  decays for the next step
+    log_lr [P]      per-parameter log learning rate  true_param [P] true parameters (attention only)
+    h1 [T, n1]      per-tensor GRU states            h2 [n2]        global GRU state
+    skipped []      int32, tensor updates skipped because of non-finite gradients
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from lopt_tf.config import HRNNConfig
+from lopt_tf.layout import Layout, Segments
+
+_TINY = 1e-16  # inside sqrt/log of mean squares (original: 1e-16)
+_MS_EPS = 1e-12  # added to the squared momentum (original: 1e-12)
+
+PER_PARAMETER_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay", "log_lr", "true_param")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Meta-parameters
+# ----------------------------------------------------------------------------------------------------------
+def _gru_shapes(prefix: str, n_in: int, units: int) -> dict[str, tuple[int, ...]]:
+    return {
+        f"{prefix}/gate_kernel": (n_in + units, 2 * units),
+        f"{prefix}/gate_bias": (2 * units,),
+        f"{prefix}/cand_kernel": (n_in + units, units),
+        f"{prefix}/cand_bias": (units,),
+    }
+
+
+def meta_shapes(config: HRNNConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every meta-parameter (8,349 values with the default config, §1.7)."""
+    n, f, k = config.level_sizes, config.num_features, config.num_gradient_scales
+    shapes = {"init/h0": (n[0],), **_gru_shapes("l0", f, n[0])}
+    if len(n) >= 2:
+        shapes.update(_gru_shapes("l1", n[0] + f, n[1]))
+        shapes.update({"init/h1": (n[1],), "l0/from_tensor/kernel": (n[1], 3 * n[0]), "l0/from_tensor/bias": (3 * n[0],)})
+    if len(n) == 3:
+        shapes.update(_gru_shapes("l2", n[1], n[2]))
+        shapes.update({
+            "init/h2": (n[2],),
+            "l0/from_global/kernel": (n[2], 3 * n[0]), "l0/from_global/bias": (3 * n[0],),
+            "l1/from_global/kernel": (n[2], 3 * n[1]), "l1/from_global/bias": (3 * n[1],),
+        })
+    shapes["readout/direction"] = (n[0],)
+    if config.use_gradient_shortcut:
+        shapes["readout/shortcut"] = (k,)
+    if config.use_attention:
+        shapes["readout/attn_direction"] = (n[0],)
+        if config.use_gradient_shortcut:
+            shapes["readout/attn_shortcut"] = (k,)
+    if config.learnable_decay:
+        shapes.update({"readout/scl_decay_kernel": (n[0],), "readout/scl_decay_bias": (),
+                       "readout/inp_decay_kernel": (n[0],), "readout/inp_decay_bias": ()})
+    shapes.update({"readout/lr_kernel": (n[0],), "readout/lr_bias": ()})
+    if config.dynamic_output_scale:
+        shapes.update({"lr_momentum_logit": (), "stepsize_offset": ()})
+    return shapes
+
+
+def num_meta_params(config: HRNNConfig) -> int:
+    return sum(math.prod(s) for s in meta_shapes(config).values())
+
+
+def init_meta_numpy(config: HRNNConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic initial meta-parameters as float32 numpy arrays (§1.2, §1.3, §2.3)."""
+    rng = np.random.default_rng(seed)
+    c = config
+    meta = {}
+    for name, shape in meta_shapes(c).items():  # insertion order is fixed, so draws are reproducible
+        if name.startswith("init/"):
+            v = rng.uniform(-1.0, 1.0, shape)
+        elif name.endswith("gate_kernel") or name.endswith("cand_kernel"):
+            v = rng.normal(0.0, c.gru_scale / math.sqrt(shape[0]), shape)
+        elif name.endswith("gate_bias"):
+            v = np.full(shape, c.gru_gate_bias_init)
+        elif name.endswith("cand_bias") or name.endswith("/bias"):
+            v = np.zeros(shape)
+        elif name.endswith("/kernel"):  # top-down affine maps
+            v = rng.normal(0.0, c.affine_scale / math.sqrt(shape[0]), shape)
+        elif name.endswith("shortcut"):
+            v = rng.normal(c.shortcut_init_mean, c.shortcut_init_std, shape)
+        elif name == "readout/lr_kernel":
+            v = np.zeros(shape)  # zero_init_lr_weights: the LR starts at its sampled value
+        elif name in ("readout/lr_bias",):
+            v = np.zeros(shape)
+        elif name == "readout/scl_decay_bias":
+            v = np.full(shape, c.scl_decay_bias_init)
+        elif name == "readout/inp_decay_bias":
+            v = np.full(shape, c.inp_decay_bias_init)
+        elif name == "lr_momentum_logit":
+            v = np.full(shape, c.lr_momentum_logit_init)
+        elif name == "stepsize_offset":
+            v = np.full(shape, c.stepsize_offset_init)
+        else:  # readout kernels from the level-0 state
+            v = rng.normal(0.0, c.readout_scale / math.sqrt(c.level_sizes[0]), shape)
+        meta[name] = np.asarray(v, np.float32)
+    if c.use_attention:  # the attention readouts start as copies of the update readouts (§2.3)
+        meta["readout/attn_direction"] = meta["readout/direction"].copy()
+        if c.use_gradient_shortcut:
+            meta["readout/attn_shortcut"] = meta["readout/shortcut"].copy()
+    return meta
+
+
+def init_meta(config: HRNNConfig, seed: int = 0) -> dict[str, tf.Tensor]:
+    """Deterministic initial meta-parameters as float32 tensors."""
+    return {k: tf.constant(v) for k, v in init_meta_numpy(config, seed).items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# State
+# ----------------------------------------------------------------------------------------------------------
+def state_shapes(config: HRNNConfig, layout: Layout) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every state tensor for parameters with this layout."""
+    p, t, n, k = layout.num_params, layout.num_tensors, config.level_sizes, config.num_gradient_scales
+    shapes = {"h0": (p, n[0]), "accum": (p, k), "ms": (p, k), "scl_decay": (p,), "inp_decay": (p,)}
+    if config.dynamic_output_scale:
+        shapes["log_lr"] = (p,)
+    if config.use_attention:
+        shapes["true_param"] = (p,)
+    if len(n) >= 2:
+        shapes["h1"] = (t, n[1])
+    if len(n) == 3:
+        shapes["h2"] = (n[2],)
+    shapes["skipped"] = ()
+    return shapes
+
+
+def init_state(meta, config: HRNNConfig, params, seed: int = 0) -> dict[str, tf.Tensor]:
+    """Initial optimizer state for `params` (a list of tensors), float32.
+
+    Hidden states start at the learned initial vectors, accumulators and mean squares at zero, the decays at
+    zero (so the first step's momenta equal the gradient, §1.5), and the log learning rates are sampled as in
+    §2.5 with independent stateless streams for the per-element and per-tensor draws (seed, salt 1 and 2).
+    """
+    layout = Layout.of(params)
+    seg = Segments(layout)
+    flat = layout.flatten(params, tf.float32)
+    p = tf.shape(flat)[0]
+    n, k = config.level_sizes, config.num_gradient_scales
+    zeros = tf.zeros([p], tf.float32)
+    state = {
+        "h0": tf.broadcast_to(tf.cast(meta["init/h0"], tf.float32)[None], [p, n[0]]),
+        "accum": tf.zeros([p, k]), "ms": tf.zeros([p, k]), "scl_decay": zeros, "inp_decay": zeros,
+    }
+    if config.dynamic_output_scale:
+        lo, hi = config.log_lr_bounds
+        if lo == hi:
+            log_lr = tf.fill([p], lo)
+        else:
+            per_elem = tf.random.stateless_uniform([p], [seed, 1], lo / 2, hi / 2, alg="philox")
+            per_tensor = tf.random.stateless_uniform([layout.num_tensors], [seed, 2], lo / 2, hi / 2, alg="philox")
+            log_lr = per_elem + tf.reshape(seg.broadcast(per_tensor[:, None]), [-1])
+        state["log_lr"] = tf.clip_by_value(log_lr, -config.max_log_lr, config.max_log_lr)
+    if config.use_attention:
+        state["true_param"] = flat
+    if len(n) >= 2:
+        state["h1"] = tf.broadcast_to(tf.cast(meta["init/h1"], tf.float32)[None], [layout.num_tensors, n[1]])
+    if len(n) == 3:
+        state["h2"] = tf.cast(meta["init/h2"], tf.float32)
+    state["skipped"] = tf.constant(0, tf.int32)
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The step
+# ----------------------------------------------------------------------------------------------------------
+def _bias_gru(meta, prefix: str, x, h, bias=None):
+    """BiasGRUCell (§1.2): h' = u*h + (1-u)*c, top-down `bias` [.., 3*units] added to the pre-activations."""
+    gk, ck = meta[f"{prefix}/gate_kernel"], meta[f"{prefix}/cand_kernel"]
+    n_in, units = x.shape[-1], h.shape[-1]
+    xz = tf.matmul(x, tf.concat([gk[:n_in], ck[:n_in]], 1)) + tf.concat(
+        [meta[f"{prefix}/gate_bias"], meta[f"{prefix}/cand_bias"]], 0)
+    if bias is not None:
+        xz = xz + bias
+    gates = tf.sigmoid(xz[:, : 2 * units] + tf.matmul(h, gk[n_in:]))
+    r, u = gates[:, :units], gates[:, units:]
+    c = tf.tanh(xz[:, 2 * units:] + tf.matmul(r * h, ck[n_in:]))
+    return u * h + (1.0 - u) * c
+
+
+def _sqrt_chain(first, n: int):
+    """[P,1] decay -> [P,n] decays gamma, sqrt(gamma), gamma^(1/4), ...: doubling time constants (§2.1)."""
+    out = [first]
+    for _ in range(n - 1):
+        out.append(tf.sqrt(tf.maximum(out[-1], 1e-30)))  # the floor keeps d/dx sqrt finite at 0
+    return tf.concat(out, 1)
+
+
+def _straight_through_clip(x, bound: float):
+    return x + tf.stop_gradient(tf.clip_by_value(x, -bound, bound) - x)
+
+
+def _features(config: HRNNConfig, seg: Segments, m, ms, log_lr):
+    """The per-parameter RNN input (§2.2): [P, config.num_features]."""
+    feats = [m]
+    if config.use_grad_products and config.num_gradient_scales > 1:
+        feats.append(m[:, :-1] * m[:, 1:])
+    if config.use_log_means_squared:
+        log_ms = tf.math.log(ms + _TINY)
+        feats.append(log_ms - tf.reduce_mean(log_ms, 1, keepdims=True))
+    if config.use_relative_lr:
+        mean = tf.reduce_mean(log_lr) if config.use_problem_lr_mean else tf.reshape(
+            seg.broadcast(seg.mean(log_lr[:, None])), [-1])
+        feats.append((log_lr - mean)[:, None])
+    if config.use_extreme_indicator:
+        feats.append((tf.nn.relu(log_lr) - tf.nn.relu(math.log(1e-6) - log_lr))[:, None])
+    if config.use_lr_shortcut:
+        feats.append((log_lr - math.log(1e-3))[:, None])
+    return tf.concat(feats, 1)
+
+
+def _unit_rms(seg: Segments, d):
+    """Normalise a [P] direction to unit RMS over each tensor (dynamic output scaling)."""
+    ms = seg.mean(tf.square(d)[:, None])
+    return d * tf.reshape(seg.broadcast(tf.math.rsqrt(ms + _TINY)), [-1])
+
+
+def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, active=None):
+    """One optimizer step on a list of parameter tensors.
+
+    Args:
+      meta: dict of meta-parameters (`meta_shapes(config)`), tensors or arrays.
+      config: the HRNNConfig the meta-parameters were made for.
+      params: list of tensors. With attention on these are the look-ahead points the gradient was taken at;
+        the true parameters are in `state["true_param"]`.
+      grads: list of tensors, same shapes (dense; densify IndexedSlices first).
+      state: dict from `init_state` or a previous `step`.
+      learning_rate: multiplies the learned step size (1.0 = the learned step).
+      active: optional list of T Python bools; False marks a tensor that got no gradient this step: its
+        parameters and state are left as they are (it is not counted as skipped).
+
+    Returns:
+      (new_params, new_state). Tensors whose gradient holds a NaN/Inf keep their parameters and state and are
+      counted in `new_state["skipped"]`.
+    """
+    layout = Layout.of(params)
+    seg = Segments(layout)
+    dtype = state["ms"].dtype
+    meta = {k: tf.cast(v, dtype) for k, v in meta.items()}
+    n, kk = config.level_sizes, config.num_gradient_scales
+    lr_mult = tf.cast(learning_rate, dtype)
+
+    # Which tensors are updated: they have a gradient and it is finite everywhere.
+    g = layout.flatten(grads, dtype)
+    bad = seg.any(tf.logical_not(tf.math.is_finite(g)))  # [T]
+    has_grad = tf.constant(True, shape=[layout.num_tensors]) if active is None else tf.constant(list(active), tf.bool)
+    tensor_ok = tf.logical_and(has_grad, tf.logical_not(bad))
+    ok = tf.reshape(seg.broadcast(tensor_ok[:, None]), [-1])
+    if seg.ids is None:
+        ok = tf.broadcast_to(ok, tf.shape(g))
+    g = tf.where(ok, g, tf.zeros_like(g))
+    theta = layout.flatten(params, dtype)
+
+    # §2.1 gradient history at multiple timescales, dynamic input scaling.
+    gamma = _sqrt_chain(state["inp_decay"][:, None], kk)
+    accum = (1.0 - gamma) * g[:, None] + gamma * state["accum"]
+    beta = state["scl_decay"][:, None]
+    if config.use_multiple_scale_decays:
+        beta = _sqrt_chain(beta, kk)
+    ms = (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * state["ms"]
+    m = tf.asinh(accum * tf.math.rsqrt(ms + _TINY)) if config.dynamic_input_scaling else accum
+    log_lr = state.get("log_lr")
+    x = _features(config, seg, m, ms, log_lr)
+
+    # §1.4 level 0 (per parameter), top-down biases from the previous tensor and global states.
+    h1_prev, h2_prev = state.get("h1"), state.get("h2")
+    bias0 = None
+    if len(n) >= 2:
+        bias0 = tf.matmul(h1_prev, meta["l0/from_tensor/kernel"]) + meta["l0/from_tensor/bias"]
+        if len(n) == 3:
+            bias0 += tf.matmul(h2_prev[None], meta["l0/from_global/kernel"]) + meta["l0/from_global/bias"]
+        bias0 = seg.broadcast(bias0)
+    h0 = _bias_gru(meta, "l0", x, state["h0"], bias0)
+    new_state = {"h0": h0, "accum": accum, "ms": ms}
+
+    # Level 1 (per tensor): mean of [new level-0 state, features]; level 2 (global): mean of tensor states.
+    if len(n) >= 2:
+        bias1 = None
+        if len(n) == 3:
+            bias1 = tf.matmul(h2_prev[None], meta["l1/from_global/kernel"]) + meta["l1/from_global/bias"]
+        h1 = _bias_gru(meta, "l1", seg.mean(tf.concat([h0, x], 1)), h1_prev, bias1)
+        h1 = tf.where(tensor_ok[:, None], h1, h1_prev)
+        new_state["h1"] = h1
+        if len(n) == 3:
+            g_in = tf.reduce_mean(h1, 0, keepdims=True) if config.global_input == "mean" else h1[-1:]
+            new_state["h2"] = _bias_gru(meta, "l2", g_in, h2_prev[None])[0]
+
+    # §2.3 readouts from the new level-0 state.
+    def readout(kernel):
+        return tf.linalg.matvec(h0, kernel)
+
+    d = readout(meta["readout/direction"])
+    if config.use_gradient_shortcut:
+        d += tf.linalg.matvec(m, meta["readout/shortcut"])
+    if config.learnable_decay:
+        new_state["scl_decay"] = tf.sigmoid(readout(meta["readout/scl_decay_kernel"]) + meta["readout/scl_decay_bias"])
+        new_state["inp_decay"] = tf.sigmoid(readout(meta["readout/inp_decay_kernel"]) + meta["readout/inp_decay_bias"])
+    else:
+        new_state["scl_decay"] = tf.fill(tf.shape(g), tf.constant(0.93, dtype))
+        new_state["inp_decay"] = tf.fill(tf.shape(g), tf.constant(0.89, dtype))
+    lr_out = readout(meta["readout/lr_kernel"]) + meta["readout/lr_bias"]
+
+    # §2.4 step size, LR momentum, the update.
+    if config.dynamic_output_scale:
+        d = _unit_rms(seg, d)
+        clipped = _straight_through_clip(log_lr + lr_out, config.max_log_lr)
+        keep = tf.sigmoid(meta["lr_momentum_logit"])
+        new_state["log_lr"] = keep * log_lr + (1.0 - keep) * clipped
+        step_size = lr_mult * tf.exp(clipped + meta["stepsize_offset"])
+        look_size = lr_mult * tf.exp(clipped)
+    else:
+        step_size = look_size = lr_mult * 2.0 * tf.sigmoid(lr_out)
+
+    if config.use_attention:
+        phi = state["true_param"]
+        d_att = readout(meta["readout/attn_direction"])
+        if config.use_gradient_shortcut:
+            d_att += tf.linalg.matvec(m, meta["readout/attn_shortcut"])
+        if config.dynamic_output_scale:
+            d_att = _unit_rms(seg, d_att)
+        new_state["true_param"] = phi - step_size * d
+        new_theta = phi - look_size * d_att
+    else:
+        new_theta = theta - step_size * d
+
+    # Leave tensors without a usable gradient untouched.
+    for key in PER_PARAMETER_KEYS:
+        if key in new_state:
+            old = state[key]
+            mask = ok if old.shape.rank == 1 else ok[:, None]
+            new_state[key] = tf.where(mask, new_state[key], old)
+    new_theta = tf.where(ok, new_theta, theta)
+    new_state["skipped"] = state["skipped"] + tf.reduce_sum(tf.cast(tf.logical_and(has_grad, bad), tf.int32))
+    return layout.unflatten(new_theta, params), new_state

@@ -1,0 +1,180 @@
+"""`LearnedOptimizer`: the hierarchical-RNN update rule as a Keras 3 optimizer.
+
+A thin stateful wrapper around `lopt_tf.hrnn.step`: meta-parameters are non-trainable optimizer variables,
+the state lives in one flat variable per state kind (no per-tensor variables), and the whole list of model
+variables is updated at once, after the gradient all-reduce, so the tensor and global RNNs see every tensor.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lopt_tf import hrnn
+from lopt_tf.config import HRNNConfig
+from lopt_tf.layout import Layout
+from lopt_tf.weights import DEFAULT_WEIGHTS, load_weights
+
+
+def _var_name(key: str) -> str:
+    return key.replace("/", "__")  # Keras variable names may not contain "/"
+
+
+def _densify(grad, var):
+    if isinstance(grad, tf.IndexedSlices):  # e.g. an Embedding: scatter the rows into a dense gradient
+        dense = tf.math.unsorted_segment_sum(grad.values, grad.indices, var.shape[0])
+        return tf.reshape(dense, var.shape)
+    return grad
+
+
+@keras.saving.register_keras_serializable(package="lopt_tf")
+class LearnedOptimizer(keras.optimizers.Optimizer):
+    """The learned optimizer of Wichrowska et al. (2017), "Learned Optimizers that Scale and Generalize".
+
+    Usage: `model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss=...)`; no horizon, no tuning.
+
+    Args:
+      learning_rate: float, schedule or callable; multiplies the learned step size (1.0 = as learned).
+        Keras LR callbacks and schedules work as with any optimizer.
+      weights: a shipped weight-set name (`lopt_tf.available_weights()`), a path to a `.npz` weights file or
+        a SavedModel directory from `lopt_tf.export_saved_model`, or None for the fresh initialisation of
+        `hrnn_config`.
+      hrnn_config: `HRNNConfig` (or its dict). Default: the one stored with the weights; if given it must
+        match them.
+      seed: seed of the initial per-parameter learning rates (stateless, so replicas agree).
+      name, **kwargs: as for every Keras optimizer (`clipnorm`, `global_clipnorm`, `weight_decay`, `use_ema`,
+        `loss_scale_factor`, ...).
+
+    Look-ahead (`hrnn_config.use_attention=True`): during training the model's variables hold the look-ahead
+    point where the gradient is taken; the true parameters are in the optimizer state
+    (`true_parameters()`), and `finalize_variable_values` -- called by Keras at the end of `fit` -- writes them
+    back. In a custom loop, call `optimizer.finalize_variable_values(model.trainable_variables)` yourself.
+
+    Non-finite gradients: a tensor whose gradient holds a NaN or Inf keeps its parameters and state for that
+    step; `skipped_updates` counts such tensor updates.
+
+    Distribution: construct the optimizer inside `strategy.scope()` (checked in `build`). XLA: compile the
+    model with `jit_compile=True`.
+    """
+
+    def __init__(self, learning_rate=1.0, weights=DEFAULT_WEIGHTS, hrnn_config=None, seed=0,
+                 name="learned_optimizer", **kwargs):
+        if isinstance(learning_rate, (int, float)):
+            learning_rate = float(learning_rate)
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if isinstance(hrnn_config, dict):
+            hrnn_config = HRNNConfig.from_dict(hrnn_config)
+        meta, config, info = load_weights(weights, hrnn_config)
+        self.hrnn_config = config
+        self.weights_name = None if weights is None else os.fspath(weights)
+        self.weights_info = info
+        self.seed = int(seed)
+        self._meta_vars = {
+            k: self.add_variable(v.shape, initializer=lambda shape, dtype, v=v: tf.constant(v, dtype),
+                                 dtype="float32", name=f"meta__{_var_name(k)}")
+            for k, v in sorted(meta.items())
+        }
+        self._state_vars = {}
+
+    # -- Keras hooks ---------------------------------------------------------------------------------------
+    def add_variable(self, *args, **kwargs):
+        # Create variables eagerly even when first called inside a tf.function (keras-team/keras PR #23087).
+        with tf.init_scope():
+            return super().add_variable(*args, **kwargs)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        if tf.distribute.has_strategy() and tf.distribute.get_strategy() is not self._distribution_strategy:
+            raise RuntimeError(
+                "LearnedOptimizer was constructed outside the current tf.distribute strategy's scope. "
+                "Construct it inside `strategy.scope()` (its iteration counter and meta-weights must be "
+                "mirrored like the model's variables).")
+        super().build(var_list)
+        self._layout = Layout.of(var_list)
+        if var_list:
+            with tf.init_scope():  # build may be first called while tracing a train step
+                meta = {k: tf.convert_to_tensor(v) for k, v in self._meta_vars.items()}
+                init = hrnn.init_state(meta, self.hrnn_config, [tf.convert_to_tensor(v) for v in var_list], self.seed)
+            for key, value in init.items():
+                self._state_vars[key] = self.add_variable(
+                    value.shape, initializer=lambda shape, dtype, value=value: tf.cast(value, dtype),
+                    dtype=value.dtype.name, name=f"state__{key}")
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        tvars = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, tvars)))
+        indices = [self._get_variable_index(v) for v in trainable_variables]
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._update_all, self._distribution_strategy, grads_and_vars, indices, learning_rate)
+
+    def _update_all(self, distribution, grads_and_vars, indices, learning_rate):
+        """Cross-replica: one `extended.update` whose body runs `hrnn.step` once per device on local copies."""
+        all_vars = [v.value if isinstance(v, keras.Variable) else v for v in self._trainable_variables]
+        got = dict(zip(indices, (g for g, _ in grads_and_vars)))
+        active = [i in got for i in range(len(all_vars))]
+        meta = {k: v.value for k, v in self._meta_vars.items()}
+        states = {k: v.value for k, v in self._state_vars.items()}
+        grads = [got.get(i) for i in range(len(all_vars))]
+
+        def body(_, grads, params, states, meta, lr):
+            grads = [tf.zeros(p.shape, p.dtype) if g is None else _densify(g, p) for g, p in zip(grads, params)]
+            values = [tf.convert_to_tensor(p) for p in params]
+            new_params, new_state = hrnn.step(
+                {k: tf.convert_to_tensor(v) for k, v in meta.items()}, self.hrnn_config, values, grads,
+                {k: tf.convert_to_tensor(v) for k, v in states.items()}, learning_rate=lr, active=active)
+            ops = [p.assign(v) for p, v, a in zip(params, new_params, active) if a]
+            ops += [states[k].assign(v) for k, v in new_state.items()]
+            return tf.group(ops)
+
+        distribution.extended.update(
+            states["skipped"], body, args=(grads, all_vars, states, meta, learning_rate), group=False)
+
+    def finalize_variable_values(self, var_list):
+        super().finalize_variable_values(var_list)
+        if self.hrnn_config.use_attention and self.built and self._state_vars:
+            for var, value in zip(self._trainable_variables, self.true_parameters()):
+                var.assign(value)
+
+    # -- Public extras ---------------------------------------------------------------------------------------
+    @property
+    def meta_parameters(self) -> dict[str, np.ndarray]:
+        """The optimizer's own (meta-learned) weights, as numpy arrays."""
+        return {k: v.numpy() for k, v in self._meta_vars.items()}
+
+    @property
+    def state(self) -> dict[str, tf.Tensor]:
+        """The current optimizer state, in the layout of `lopt_tf.hrnn.init_state` (empty before build)."""
+        return {k: tf.convert_to_tensor(v) for k, v in self._state_vars.items()}
+
+    @property
+    def skipped_updates(self):
+        """Number of tensor updates skipped so far because their gradient held a NaN or Inf."""
+        return self._state_vars["skipped"] if self._state_vars else 0
+
+    def true_parameters(self) -> list[tf.Tensor]:
+        """The true parameters: the model's variables, or, with look-ahead on, the ones kept in the state."""
+        if not self.hrnn_config.use_attention:
+            return [tf.convert_to_tensor(v) for v in self._trainable_variables]
+        return self._layout.unflatten(tf.convert_to_tensor(self._state_vars["true_param"]),
+                                      self._trainable_variables)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"weights": self.weights_name, "hrnn_config": self.hrnn_config.to_dict(), "seed": self.seed})
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        weights = config.get("weights")
+        if weights and os.sep in weights and not os.path.exists(weights):
+            # A model saved elsewhere: the meta-weights come back from the saved optimizer variables, so start
+            # from the initialisation of the stored architecture.
+            warnings.warn(f"LearnedOptimizer weights {weights!r} not found; using the initialisation of the "
+                          "stored architecture (saved optimizer variables, if any, restore the real values).")
+            config = {**config, "weights": None}
+        return super().from_config(config, custom_objects=custom_objects)

@@ -1,0 +1,111 @@
+"""Meta-parameter files: versioned `.npz` with the architecture config inside, checked on load.
+
+Shipped sets live in `lopt_tf/weights/<name>.npz` (package data). A file holds one array per meta-parameter
+(`meta/<name>`), the config as JSON (`__config__`), a format version (`__format__`) and optional free-form
+JSON info (`__info__`, e.g. meta-steps). `load_weights` also reads a SavedModel written by
+`lopt_tf.export_saved_model`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from lopt_tf.config import HRNNConfig
+from lopt_tf.hrnn import init_meta_numpy, meta_shapes
+
+FORMAT_VERSION = 1
+# The set `LearnedOptimizer()` uses. Until meta-trained weights are shipped this is the deterministic
+# initialisation, named honestly "init".
+DEFAULT_WEIGHTS = "init"
+
+
+class WeightsError(ValueError):
+    """A weight set is missing, corrupt, or made for another architecture."""
+
+
+def _shipped_dir():
+    return importlib.resources.files("lopt_tf").joinpath("weights")
+
+
+def available_weights() -> list[str]:
+    """Names of the weight sets shipped inside the package."""
+    return sorted(p.name[:-4] for p in _shipped_dir().iterdir() if p.name.endswith(".npz"))
+
+
+def save_weights(path: str, meta, config: HRNNConfig, info: dict | None = None) -> None:
+    """Write meta-parameters and their config to `path` (.npz), after checking they fit the config."""
+    meta = {k: np.asarray(v, np.float32) for k, v in meta.items()}
+    check_meta(meta, config)
+    arrays = {f"meta/{k}": v for k, v in meta.items()}
+    arrays["__config__"] = np.array(config.to_json())
+    arrays["__format__"] = np.array(FORMAT_VERSION, np.int32)
+    arrays["__info__"] = np.array(json.dumps(info or {}, sort_keys=True))
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)  # never leave a half-written weights file behind
+
+
+def check_meta(meta, config: HRNNConfig, source: str = "meta-parameters") -> None:
+    expected = meta_shapes(config)
+    missing, extra = sorted(set(expected) - set(meta)), sorted(set(meta) - set(expected))
+    if missing or extra:
+        raise WeightsError(f"{source} do not match the architecture: missing {missing}, unexpected {extra}.")
+    for k, shape in expected.items():
+        if tuple(np.shape(meta[k])) != tuple(shape):
+            raise WeightsError(f"{source}: {k} has shape {np.shape(meta[k])}, the config needs {shape}.")
+        if not np.all(np.isfinite(meta[k])):
+            raise WeightsError(f"{source}: {k} holds non-finite values.")
+
+
+def _read_npz(f, source: str):
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            files = set(z.files)
+            if "__config__" not in files or "__format__" not in files:
+                raise WeightsError(f"{source} is not a lopt_tf weights file (no __config__/__format__).")
+            version = int(z["__format__"])
+            if version != FORMAT_VERSION:
+                raise WeightsError(f"{source} has format {version}; this lopt_tf reads format {FORMAT_VERSION}.")
+            config = HRNNConfig.from_json(str(z["__config__"]))
+            meta = {k[len("meta/"):]: np.asarray(z[k], np.float32) for k in z.files if k.startswith("meta/")}
+            info = json.loads(str(z["__info__"])) if "__info__" in files else {}
+    except WeightsError:
+        raise
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError) as e:
+        raise WeightsError(f"Cannot read weights from {source}: {type(e).__name__}: {e}") from e
+    return meta, config, info
+
+
+def load_weights(weights: str | os.PathLike | None = DEFAULT_WEIGHTS, config: HRNNConfig | None = None):
+    """Return (meta, config, info) for a shipped name, an `.npz` path or a SavedModel directory.
+
+    `weights=None` gives the deterministic initialisation for `config` (default config if None).
+    If `config` is given it must equal the one stored with the weights.
+    """
+    if weights is None:
+        config = config or HRNNConfig()
+        return init_meta_numpy(config), config, {"name": "fresh initialisation"}
+    weights = os.fspath(weights)
+    if os.path.isdir(weights):
+        from lopt_tf.export import load_saved_model  # local import: tensorflow SavedModel loading is heavy
+
+        meta, stored, info = load_saved_model(weights)
+    elif os.path.isfile(weights):
+        meta, stored, info = _read_npz(weights, weights)
+    elif weights in available_weights():
+        with _shipped_dir().joinpath(f"{weights}.npz").open("rb") as f:
+            meta, stored, info = _read_npz(f, f"shipped weights {weights!r}")
+    else:
+        raise WeightsError(
+            f"Unknown weights {weights!r}: not a file or directory, and not a shipped set. "
+            f"Shipped sets: {available_weights()}.")
+    check_meta(meta, stored, f"weights {weights!r}")
+    if config is not None and config != stored:
+        diff = {k: (v, stored.to_dict()[k]) for k, v in config.to_dict().items() if stored.to_dict()[k] != v}
+        raise WeightsError(f"weights {weights!r} were made for another architecture; (requested, stored): {diff}.")
+    return meta, stored, info
