@@ -199,7 +199,9 @@ def _sqrt_chain(first, n: int):
     """[P,1] decay -> [P,n] decays gamma, sqrt(gamma), gamma^(1/4), ...: doubling time constants (§2.1)."""
     out = [first]
     for _ in range(n - 1):
-        out.append(tf.sqrt(tf.maximum(out[-1], 1e-30)))  # the floor keeps d/dx sqrt finite at 0
+        x = out[-1]
+        positive = x > 0.0  # sqrt(0) = 0 exactly, with a finite gradient (double-where trick)
+        out.append(tf.where(positive, tf.sqrt(tf.where(positive, x, tf.ones_like(x))), tf.zeros_like(x)))
     return tf.concat(out, 1)
 
 

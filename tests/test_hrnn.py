@@ -1,0 +1,245 @@
+"""The pure update rule: sizes, first-step behaviour, every switch, meta-gradients, non-finite handling."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lopt_tf import hrnn
+from lopt_tf.config import HRNNConfig
+from lopt_tf.layout import Layout
+
+DEFAULT = HRNNConfig()
+
+
+def quadratic(n=12, seed=0, dtype=tf.float32):
+    rng = np.random.default_rng(seed)
+    w = tf.constant(rng.normal(size=(n, n)), dtype)
+    y = tf.constant(rng.normal(size=(n,)), dtype)
+    return lambda ps: 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(w, ps[0]) + ps[1] - y))
+
+
+def grads_of(loss, params):
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        value = loss(params)
+    return value, tape.gradient(value, params)
+
+
+def one_step(config, params, grads, seed=0, meta=None, **kw):
+    meta = hrnn.init_meta(config) if meta is None else meta
+    state = hrnn.init_state(meta, config, params, seed)
+    return hrnn.step(meta, config, params, grads, state, **kw), state
+
+
+def test_default_sizes_match_the_reference():
+    assert hrnn.num_meta_params(DEFAULT) == 8349
+    assert DEFAULT.num_features == 12
+    assert DEFAULT.per_parameter_state_size == 21
+    assert dataclasses.replace(DEFAULT, use_attention=True).per_parameter_state_size == 22
+    assert hrnn.num_meta_params(dataclasses.replace(DEFAULT, use_attention=True)) == 8349 + 14
+
+
+@pytest.mark.parametrize("config", [DEFAULT, HRNNConfig(use_attention=True), HRNNConfig(level_sizes=(4,)),
+                                    HRNNConfig(dynamic_output_scale=False, use_relative_lr=False)])
+def test_state_size_per_parameter_equals_documented_count(config):
+    params = [tf.zeros([3, 5]), tf.zeros([7])]
+    state = hrnn.init_state(hrnn.init_meta(config), config, params)
+    per_param = sum(int(np.prod(v.shape[1:])) for k, v in state.items() if k in hrnn.PER_PARAMETER_KEYS)
+    assert per_param == config.per_parameter_state_size
+    assert all(state[k].shape[0] == 22 for k in state if k in hrnn.PER_PARAMETER_KEYS)
+
+
+def test_init_meta_is_deterministic_and_matches_shapes():
+    a, b = hrnn.init_meta_numpy(DEFAULT, 3), hrnn.init_meta_numpy(DEFAULT, 3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert {k: v.shape for k, v in a.items()} == hrnn.meta_shapes(DEFAULT)
+    assert not np.array_equal(a["l0/gate_kernel"], hrnn.init_meta_numpy(DEFAULT, 4)["l0/gate_kernel"])
+    np.testing.assert_allclose(a["readout/shortcut"].mean(), 0.25, atol=0.1)
+    assert np.all(a["readout/lr_kernel"] == 0) and a["stepsize_offset"] == -1.0
+
+
+def test_first_step_momenta_equal_gradient_and_direction_has_unit_rms():
+    params = [tf.zeros([50]), tf.zeros([30])]
+    grads = [tf.random.stateless_normal([50], [1, 2]), 3.0 * tf.random.stateless_normal([30], [1, 3])]
+    (new_params, new_state), state = one_step(DEFAULT, params, grads)
+    g = tf.concat(grads, 0)
+    np.testing.assert_allclose(new_state["accum"], np.repeat(g.numpy()[:, None], 4, 1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_state["ms"], np.repeat(g.numpy()[:, None] ** 2, 4, 1) + 1e-12, rtol=1e-5)
+    # The step is exp(log_lr + c) * unit-RMS direction, per tensor.
+    lr = np.exp(state["log_lr"].numpy() - 1.0)
+    direction = (np.concatenate([p.numpy() for p in params]) - np.concatenate([p.numpy() for p in new_params])) / lr
+    for part in np.split(direction, [50]):
+        np.testing.assert_allclose(np.sqrt(np.mean(part ** 2)), 1.0, rtol=1e-4)
+    # At init the direction is aligned with +gradient (Adam-like start), so the update descends.
+    assert np.mean(np.sign(direction) == np.sign(g.numpy())) > 0.9
+
+
+def test_decay_chain_doubles_time_constants():
+    gamma = hrnn._sqrt_chain(tf.constant([[0.9]]), 4).numpy()[0]
+    taus = 1.0 / (1.0 - gamma)
+    np.testing.assert_allclose(taus[1:] / taus[:-1], 2.0, rtol=0.06)
+
+
+def test_log_lr_clip_passes_gradient_straight_through():
+    x = tf.constant([50.0, -50.0, 1.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = hrnn._straight_through_clip(x, 33.0)
+        total = tf.reduce_sum(y * tf.constant([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(y, [33.0, -33.0, 1.0])
+    np.testing.assert_allclose(tape.gradient(total, x), [1.0, 2.0, 3.0])
+
+
+def test_initial_log_learning_rates_span_the_configured_range():
+    params = [tf.zeros([20000]), tf.zeros([20000])]
+    state = hrnn.init_state(hrnn.init_meta(DEFAULT), DEFAULT, params, seed=5)
+    lr = np.exp(state["log_lr"].numpy())
+    assert lr.min() >= 1e-6 * 0.999 and lr.max() <= 1e-2 * 1.001
+    other = hrnn.init_state(hrnn.init_meta(DEFAULT), DEFAULT, params, seed=6)["log_lr"]
+    assert not np.array_equal(state["log_lr"], other)
+    fixed = dataclasses.replace(DEFAULT, init_lr_range=(1e-3, 1e-3))
+    np.testing.assert_allclose(hrnn.init_state(hrnn.init_meta(fixed), fixed, params)["log_lr"], np.log(1e-3))
+
+
+SWITCHES = {
+    "level_sizes": (10, 20), "num_gradient_scales": 2, "dynamic_input_scaling": False,
+    "use_grad_products": False, "use_log_means_squared": False, "use_relative_lr": False,
+    "use_problem_lr_mean": False, "use_extreme_indicator": True, "use_lr_shortcut": True,
+    "use_gradient_shortcut": False, "use_attention": True, "learnable_decay": False,
+    "use_multiple_scale_decays": True, "global_input": "last_tensor",
+}
+
+
+def _run(config, steps=3):
+    loss = quadratic()
+    params = [tf.zeros([12]), tf.zeros([])]
+    meta = hrnn.init_meta(config, seed=0)
+    # Make the learning-rate readout active so that every input feature reaches the update.
+    meta["readout/lr_kernel"] = tf.fill(meta["readout/lr_kernel"].shape, 0.3)
+    state = hrnn.init_state(meta, config, params, seed=0)
+    for _ in range(steps):
+        _, g = grads_of(loss, params)
+        params, state = hrnn.step(meta, config, params, g, state)
+    return tf.concat([tf.reshape(p, [-1]) for p in params], 0).numpy()
+
+
+@pytest.mark.parametrize("field", sorted(SWITCHES))
+def test_each_switch_changes_the_update(field):
+    base = _run(DEFAULT)
+    changed = _run(dataclasses.replace(DEFAULT, **{field: SWITCHES[field]}))
+    assert np.all(np.isfinite(changed))
+    assert not np.allclose(base, changed, rtol=1e-6, atol=1e-9), field
+
+
+def test_dynamic_output_scale_switch_changes_the_update():
+    config = dataclasses.replace(DEFAULT, dynamic_output_scale=False, use_relative_lr=False)
+    assert not np.allclose(_run(DEFAULT), _run(config))
+
+
+def _unrolled_meta_loss(meta, config, steps=20, dtype=tf.float32):
+    f = quadratic(8, dtype=dtype)
+    params = [tf.zeros([8], dtype), tf.zeros([], dtype)]
+    state = {k: tf.cast(v, dtype) if v.dtype.is_floating else v
+             for k, v in hrnn.init_state(meta, config, params, seed=0).items()}
+    f0 = f(params)
+    total = 0.0
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            value = f(params)
+        g = tape.gradient(value, params)
+        params, state = hrnn.step(meta, config, params, g, state)
+        total += tf.math.log(f(params) / (f0 + 1e-6) + 1e-6)
+    return total / steps
+
+
+def test_meta_gradient_of_unrolled_loss_is_finite_and_nonzero():
+    meta = {k: tf.Variable(v) for k, v in hrnn.init_meta(DEFAULT).items()}
+    with tf.GradientTape() as tape:
+        value = _unrolled_meta_loss(meta, DEFAULT)
+    grads = tape.gradient(value, meta)
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads.values())
+    for key in ("readout/direction", "readout/shortcut", "readout/lr_kernel", "readout/lr_bias", "stepsize_offset"):
+        assert np.any(grads[key].numpy() != 0), key
+
+
+def test_meta_gradient_agrees_with_finite_differences():
+    base = {k: tf.constant(v, tf.float64) for k, v in hrnn.init_meta_numpy(DEFAULT).items()}
+    with tf.GradientTape() as tape:
+        tape.watch(base)
+        value = _unrolled_meta_loss(base, DEFAULT, dtype=tf.float64)
+    grads = tape.gradient(value, base)
+    for key, index in (("stepsize_offset", ()), ("readout/shortcut", (1,))):
+        eps = 1e-5
+        delta = np.zeros(base[key].shape)
+        delta[index] = eps
+        plus = dict(base, **{key: base[key] + delta})
+        minus = dict(base, **{key: base[key] - delta})
+        fd = (_unrolled_meta_loss(plus, DEFAULT, dtype=tf.float64)
+              - _unrolled_meta_loss(minus, DEFAULT, dtype=tf.float64)).numpy() / (2 * eps)
+        np.testing.assert_allclose(grads[key].numpy()[index], fd, rtol=1e-3, atol=1e-8)
+        assert abs(fd) > 1e-6
+
+
+def test_non_finite_gradient_skips_that_tensor_and_counts_it():
+    params = [tf.ones([4]), tf.ones([3])]
+    grads = [tf.constant([1.0, np.nan, 1.0, 1.0]), tf.ones([3])]
+    (new_params, new_state), state = one_step(DEFAULT, params, grads)
+    np.testing.assert_array_equal(new_params[0], params[0])
+    assert not np.allclose(new_params[1], params[1])
+    assert int(new_state["skipped"]) == 1
+    for key in ("h0", "accum", "ms", "log_lr", "inp_decay"):
+        np.testing.assert_array_equal(new_state[key][:4], state[key][:4])
+        assert np.all(np.isfinite(new_state[key]))
+    assert np.all(np.isfinite(new_state["h1"])) and np.all(np.isfinite(new_state["h2"]))
+    np.testing.assert_array_equal(new_state["h1"][0], state["h1"][0])
+
+
+def test_inactive_tensor_is_untouched_and_not_counted():
+    params = [tf.ones([4]), tf.ones([3])]
+    (new_params, new_state), _ = one_step(DEFAULT, params, [tf.zeros([4]), tf.ones([3])], active=[False, True])
+    np.testing.assert_array_equal(new_params[0], params[0])
+    assert int(new_state["skipped"]) == 0
+
+
+def test_learning_rate_multiplies_the_step():
+    params = [tf.zeros([6])]
+    grads = [tf.constant([1.0, -2.0, 3.0, 0.5, -1.0, 2.0])]
+    (p1, _), _ = one_step(DEFAULT, params, grads, learning_rate=1.0)
+    (p3, _), _ = one_step(DEFAULT, params, grads, learning_rate=3.0)
+    (p0, _), _ = one_step(DEFAULT, params, grads, learning_rate=0.0)
+    np.testing.assert_allclose(p3[0], 3.0 * p1[0].numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(p0[0], params[0])
+
+
+def test_step_handles_scalars_any_rank_and_float64():
+    params = [tf.constant(2.0, tf.float64), tf.ones([2, 3, 4, 1], tf.float64)]
+    grads = [tf.constant(1.0, tf.float64), tf.ones([2, 3, 4, 1], tf.float64)]
+    (new, state), _ = one_step(DEFAULT, params, grads)
+    assert new[0].shape == () and new[1].shape == (2, 3, 4, 1) and new[0].dtype == tf.float64
+    assert float(new[0]) < 2.0
+
+
+def test_layout_round_trip_and_segments():
+    tensors = [tf.reshape(tf.range(6.0), [2, 3]), tf.constant(7.0), tf.zeros([0]), tf.range(3.0)]
+    layout = Layout.of(tensors)
+    flat = layout.flatten(tensors)
+    assert flat.shape == (10,)
+    back = layout.unflatten(flat, tensors)
+    assert all(np.array_equal(a, b) for a, b in zip(back, tensors))
+    np.testing.assert_array_equal(layout.segment_ids(), [0] * 6 + [1] + [3] * 3)
+
+
+def test_step_compiles_with_xla_and_matches_graph():
+    loss = quadratic()
+    params = [tf.zeros([12]), tf.zeros([])]
+    meta = hrnn.init_meta(DEFAULT)
+    state = hrnn.init_state(meta, DEFAULT, params)
+    _, g = grads_of(loss, params)
+    fn = lambda p, g, s: hrnn.step(meta, DEFAULT, p, g, s)  # noqa: E731
+    a = tf.function(fn)(params, g, state)
+    b = tf.function(fn, jit_compile=True)(params, g, state)
+    for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
