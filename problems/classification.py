@@ -1,0 +1,113 @@
+"""Mini-batched classifiers on synthetic data: k-class softmax regression and (opt-in) small MLPs.
+
+The original supported only 2 classes and scored only `logits[:, 0]` with a sigmoid loss (reference §6.3 #5, #6);
+here the loss is softmax cross-entropy over all k classes. `single_logit_loss=True` reproduces the original 2-class
+loss for comparisons. Mini-batches are drawn with replacement by stateless index sampling from the constant dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from problems.base import Problem, split_key, stateless_normal
+
+_BATCH_SALT = 101
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Classifier(Problem):
+    """Shared data handling and loss: mean cross-entropy + weight_decay · mean over tensors of ‖param‖²."""
+
+    x: np.ndarray
+    y: np.ndarray
+    num_classes: int
+    batch_size: int
+    weight_decay: float = dataclasses.field(default=1e-3, kw_only=True)
+    single_logit_loss: bool = dataclasses.field(default=False, kw_only=True)
+
+    def __post_init__(self):
+        if self.single_logit_loss and self.num_classes != 2:
+            raise ValueError("single_logit_loss reproduces the original 2-class loss; it needs num_classes == 2")
+        if self.y.min() < 0 or self.y.max() >= self.num_classes:
+            raise ValueError("labels must lie in [0, num_classes)")
+        super().__post_init__()
+
+    def logits(self, params, x):
+        raise NotImplementedError
+
+    def init_params(self, seed):
+        # Original rule: N(0, 1) · 1.2 / sqrt(shape[0]).
+        return [stateless_normal(s, [seed, k]) * (1.2 / np.sqrt(s[0])) for k, s in enumerate(self.param_shapes)]
+
+    def _loss(self, params, x, y):
+        logits = self.logits(params, x)
+        if self.single_logit_loss:
+            labels = tf.cast(y, tf.float32)
+            data_loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits[:, 0]))
+        else:
+            data_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        decay = tf.add_n([tf.reduce_sum(tf.square(p)) for p in params]) / len(params)
+        return data_loss + self.weight_decay * decay
+
+    def objective(self, params):
+        return self._loss(params, tf.constant(self.x), tf.constant(self.y))
+
+    def stochastic_loss(self, params, key):
+        n = self.x.shape[0]
+        idx = tf.random.stateless_uniform(
+            [self.batch_size], seed=split_key(key, _BATCH_SALT), minval=0, maxval=n, dtype=tf.int32, alg="philox"
+        )
+        return self._loss(params, tf.gather(tf.constant(self.x), idx), tf.gather(tf.constant(self.y), idx))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SoftmaxRegression(_Classifier):
+    """Linear classifier W (d, k), b (k,)."""
+
+    default_family = "softmax_regression"
+
+    @property
+    def name(self) -> str:
+        return f"softmax_regression_d{self.x.shape[1]}_k{self.num_classes}_b{self.batch_size}"
+
+    @property
+    def param_shapes(self):
+        return ((self.x.shape[1], self.num_classes), (self.num_classes,))
+
+    def logits(self, params, x):
+        return tf.matmul(x, params[0]) + params[1]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MLPClassifier(_Classifier):
+    """Fully connected classifier d → hidden… → k with `activation` (sigmoid in the original set)."""
+
+    hidden: tuple[int, ...] = (8,)
+    activation: str = "sigmoid"
+    default_family = "mlp"
+
+    @property
+    def name(self) -> str:
+        widths = "x".join(str(h) for h in self.hidden)
+        return f"mlp_d{self.x.shape[1]}_h{widths}_k{self.num_classes}_{self.activation}_b{self.batch_size}"
+
+    @property
+    def param_shapes(self):
+        sizes = (self.x.shape[1], *self.hidden, self.num_classes)
+        shapes = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            shapes += [(fan_in, fan_out), (fan_out,)]
+        return tuple(shapes)
+
+    def logits(self, params, x):
+        act = {"sigmoid": tf.sigmoid, "relu": tf.nn.relu, "tanh": tf.tanh}[self.activation]
+        h = x
+        n_layers = len(params) // 2
+        for i in range(n_layers):
+            h = tf.matmul(h, params[2 * i]) + params[2 * i + 1]
+            if i < n_layers - 1:
+                h = act(h)
+        return h

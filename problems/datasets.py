@@ -1,0 +1,59 @@
+"""Synthetic classification datasets, generated from an explicit seed with numpy (no sklearn, no global RNG)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def make_classification(
+    n_samples: int, n_features: int, n_classes: int, class_sep: float, seed: int,
+    clusters_per_class: int = 2, flip_y: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian clusters on the vertices of a hypercube, as sklearn's `make_classification` with only informative
+    features (the original used it with n_informative = n_features, n_redundant = 0).
+
+    Each class gets `clusters_per_class` clusters centred on distinct hypercube vertices (±class_sep per
+    coordinate), each cluster with a random linear covariance; a fraction `flip_y` of labels is randomised.
+    Returns float32 features (n_samples, n_features) and int32 labels (n_samples,).
+    """
+    rng = np.random.default_rng(seed)
+    n_clusters = n_classes * clusters_per_class
+    vertices = set()
+    while len(vertices) < n_clusters:  # distinct vertices; terminates since 2**n_features >= n_clusters
+        vertices.add(tuple(rng.integers(0, 2, n_features)))
+    centroids = (2.0 * np.array(sorted(vertices), dtype=np.float64) - 1.0) * class_sep
+    centroids = centroids[rng.permutation(n_clusters)]
+    cluster = np.arange(n_samples) % n_clusters
+    x = rng.standard_normal((n_samples, n_features))
+    for c in range(n_clusters):
+        members = cluster == c
+        mixing = 2.0 * rng.random((n_features, n_features)) - 1.0
+        x[members] = x[members] @ mixing + centroids[c]
+    labels = cluster % n_classes
+    flip = rng.random(n_samples) < flip_y
+    labels[flip] = rng.integers(0, n_classes, int(flip.sum()))
+    order = rng.permutation(n_samples)
+    return x[order].astype(np.float32), labels[order].astype(np.int32)
+
+
+def random_mlp_data(
+    n_features: int, n_samples: int, seed: int, n_classes: int = 2, depth: int = 6, width: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """x ~ N(0, 1); labels from a random ReLU MLP (`depth` layers of `width`), as the original `random_mlp`.
+
+    With 2 classes the label is "first output > 0" (the original rule); with k > 2 it is the argmax of k outputs.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_samples, n_features))
+    h, fan_in = x, n_features
+    for _ in range(depth):
+        h = np.maximum(h @ (rng.standard_normal((fan_in, width)) / np.sqrt(fan_in)), 0.0)
+        fan_in = width
+    out = h @ rng.standard_normal((fan_in, max(n_classes, 1)))
+    if n_classes == 2:
+        # ReLU features are >= 0, so centre the score to get both classes.
+        score = out[:, 0] - np.median(out[:, 0])
+        labels = (score > 0).astype(np.int32)
+    else:
+        labels = np.argmax(out, axis=1).astype(np.int32)
+    return x.astype(np.float32), labels

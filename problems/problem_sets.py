@@ -1,0 +1,229 @@
+"""The meta-training distribution as data: families (name, weight, factory) and a seeded sampler.
+
+The default set follows the original `metarun.py` problem groups (reference §4.1) without neural networks, as the
+paper states; its weights are the original spec counts, so sampling a family by weight and then a spec uniformly
+matches the original "uniform over list entries" distribution. Differences from the original, on purpose:
+softmax regressions include k > 2 classes, noise of wrapped/summed sub-problems is kept, and a small
+"slow_oscillating" family is added. The opt-in "with_mlp" set adds the MLP groups; "original" is the 18 original
+groups (MLPs included, 2-class softmax only, no slow/oscillating).
+
+To extend, add a `Family(name, weight, factory)` where `factory(seed) -> Problem` (see `pick_spec`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable
+
+import numpy as np
+
+from problems.base import Problem, derive_seed
+from problems.classification import MLPClassifier, SoftmaxRegression
+from problems.datasets import make_classification, random_mlp_data
+from problems.functions2d import FUNCTIONS, Function2D
+from problems.matmul import MatMulAlgorithm
+from problems.quadratics import Bowl, Norm, Quadratic
+from problems.transforms import LogObjective, Noisy, Oscillating, Rescale, Slow, Sparse, Sum
+
+Factory = Callable[[int], Problem]
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    weight: float
+    factory: Factory
+
+
+def pick_spec(specs: tuple, build: Callable[..., Problem]) -> Factory:
+    """A factory that picks one of `specs` uniformly from the seed and builds it with a derived data seed:
+    `build(*spec, seed)`."""
+
+    def factory(seed: int) -> Problem:
+        rng = np.random.default_rng([int(seed), 17])
+        spec = specs[int(rng.integers(len(specs)))]
+        return build(*spec, int(rng.integers(2**31 - 1)))
+
+    return factory
+
+
+def _noisy(problem: Problem, stddev: float) -> Problem:
+    return Noisy(problem, stddev) if stddev else problem
+
+
+# --- spec tables (data) -----------------------------------------------------------------------------------------
+QUADRATIC_NOISY = ((20, 0.5), (25, 0.0), (50, 1.0), (100, 2.0))  # (n, noise); 25/0 "kept for historical reasons"
+QUADRATIC_LARGE = ((784,), (1024,), (2048,))
+BOWLS = ((0.1, 0.0), (1.0, 0.0), (5.0, 0.0), (5.0, math.pi / 4))  # (condition, angle)
+SOFTMAX_ORIGINAL = ((10, 2, 2.0, 100, 0.5), (100, 2, 1.0, 50, 0.1), (200, 2, 1.5, 20, 0.1), (256, 2, 1.5, 100, 0.5))
+SOFTMAX_K_CLASS = ((10, 3, 2.0, 100, 0.5), (20, 5, 1.5, 50, 0.1), (50, 10, 1.0, 64, 0.1))
+# (d, classes, class_sep, batch, noise used by the noisy group)
+FUNCTION_NAMES = tuple(sorted(FUNCTIONS))
+MATMUL = tuple((2, k) for k in range(5, 9)) + tuple((3, k) for k in range(19, 25))
+LOG_OBJECTIVE = (("quadratic", 20), ("quadratic", 50), ("quadratic", 100), ("bowl", 0.1), ("bowl", 1.0), ("bowl", 5.0))
+RESCALE = (
+    ("norm", 18, 2.5, 0.123), ("norm", 18, 1.5, 8.0), ("norm", 18, 2.0, 50.0), ("norm", 18, 3.0, 200.0),
+    ("norm", 18, 1.0, 1000.0),
+    ("quadratic", 20, None, 0.1), ("quadratic", 25, None, 10.0), ("quadratic", 50, None, 350.0),
+    ("quadratic", 100, None, 132.0),
+)
+NORM_CLEAN = ((27, 1.0), (25, 2.0), (22, 3.0))
+NORM_NOISY = ((19, 1.0), (26, 2.0), (23, 3.0))  # noise 0.1
+SUMS = (
+    ("quadratic:11", "quadratic:3", "quadratic:9", "quadratic:7", "quadratic:5", "quadratic:13", "quadratic:12"),
+    ("norm3:18", "quadratic:25", "f:rosenbrock"),
+    tuple(f"f:{f}" for f in FUNCTION_NAMES),
+    tuple(f"f:{f}" for f in FUNCTION_NAMES) + ("quadratic:5", "quadratic:13"),
+    ("quadratic:11", "quadratic:3"),
+    ("f:rosenbrock", "f:log_sum_exp", "f:ackley"),
+)
+SUMS_NOISY = ((SUMS[0], 0.1), (SUMS[3], 0.5))  # every sub-problem noisy with this stddev
+SPARSE = LOG_OBJECTIVE  # quadratic 20/50/100, bowl 0.1/1/5 with zero probability 0.99
+SLOW_OSCILLATING = (
+    ("slow", "quadratic", 20, 1e-3), ("slow", "f:rosenbrock", None, 1e-2),
+    ("oscillating", "quadratic", 20, 1.0), ("oscillating", "bowl", 5.0, 0.1),
+)
+MLP = (
+    (8, (8, 5), 10), (12, (8, 5, 3), 200), (5, (4, 4, 4, 4), 100), (11, (4, 5, 6), 64), (9, (8,), 128),
+    (7, (8, 5), 16), (8, (32, 64), 10), (12, (16, 8, 3), 200), (5, (8, 8, 8, 8), 100), (11, (10, 12, 12), 64),
+    (9, (32,), 128), (7, (32, 64), 16),
+)
+SPARSE_MLP = MLP[:3]
+
+
+# --- builders -----------------------------------------------------------------------------------------------------
+def _simple(kind, size, seed) -> Problem:
+    """'quadratic' n, 'bowl' condition, 'norm3' n, or 'f:<function>'."""
+    if kind == "quadratic":
+        return Quadratic.random(int(size), seed)
+    if kind == "bowl":
+        return Bowl(float(size))
+    if kind == "norm3":
+        return Norm.random(int(size), 3.0, seed)
+    if kind.startswith("f:"):
+        return Function2D(kind[2:])
+    raise ValueError(f"unknown simple problem {kind!r}")
+
+
+def _term(term: str, seed: int) -> Problem:
+    kind, _, size = term.rpartition(":") if not term.startswith("f:") else (term, "", None)
+    return _simple(kind, size, seed)
+
+
+def build_sum(terms: tuple[str, ...], stddev: float, seed: int) -> Problem:
+    return Sum(tuple(_noisy(_term(t, derive_seed(seed, i)), stddev) for i, t in enumerate(terms)))
+
+
+def build_softmax(d, k, sep, batch, noise, seed, noisy=False) -> Problem:
+    x, y = make_classification(1000, d, k, sep, seed)
+    return _noisy(SoftmaxRegression(x, y, k, batch), noise if noisy else 0.0)
+
+
+def build_mlp(d, hidden, batch, seed) -> Problem:
+    x, y = random_mlp_data(d, 1000, seed)
+    return MLPClassifier(x, y, 2, batch, hidden=hidden, activation="sigmoid")
+
+
+def build_rescale(kind, n, power, scale, seed) -> Problem:
+    inner = Norm.random(n, power, seed) if kind == "norm" else Quadratic.random(n, seed)
+    return Rescale(inner, scale)
+
+
+def build_slow_oscillating(kind, base, size, amount, seed) -> Problem:
+    inner = _simple(base, size, seed)
+    return Slow(inner, amount) if kind == "slow" else Oscillating(inner, amplitude=amount, wavelength=0.5)
+
+
+def _families(softmax_specs, with_mlp: bool, extras: bool) -> tuple[Family, ...]:
+    families = [
+        Family("quadratic", 4, pick_spec(QUADRATIC_NOISY, lambda n, s, seed: _noisy(Quadratic.random(n, seed), s))),
+        Family("quadratic_large", 3, pick_spec(QUADRATIC_LARGE, lambda n, seed: Quadratic.random(n, seed))),
+        Family("bowl", 4, pick_spec(BOWLS, lambda c, a, seed: Bowl(c, a))),
+        Family("bowl_noisy", 4, pick_spec(BOWLS, lambda c, a, seed: Noisy(Bowl(c, a), 0.1))),
+        Family("softmax_regression", 4, pick_spec(softmax_specs, build_softmax)),
+        Family("softmax_regression_noisy", 4, pick_spec(softmax_specs, functools.partial(build_softmax, noisy=True))),
+        Family("test_function", 9, pick_spec(tuple((f,) for f in FUNCTION_NAMES), lambda f, seed: Function2D(f))),
+        Family("test_function_noisy", 9,
+               pick_spec(tuple((f,) for f in FUNCTION_NAMES), lambda f, seed: Noisy(Function2D(f), 1.0))),
+        Family("matmul", 10, pick_spec(MATMUL, lambda n, k, seed: MatMulAlgorithm(n, k))),
+        Family("log_objective", 6, pick_spec(LOG_OBJECTIVE, lambda kind, size, seed: LogObjective(
+            _simple(kind, size, seed)))),
+        Family("rescale", 9, pick_spec(RESCALE, build_rescale)),
+        Family("norm", 3, pick_spec(NORM_CLEAN, lambda n, p, seed: Norm.random(n, p, seed))),
+        Family("norm_noisy", 3, pick_spec(NORM_NOISY, lambda n, p, seed: Noisy(Norm.random(n, p, seed), 0.1))),
+        Family("sum", 6, pick_spec(tuple((t,) for t in SUMS), lambda terms, seed: build_sum(terms, 0.0, seed))),
+        Family("sum_noisy", 2, pick_spec(SUMS_NOISY, build_sum)),
+        Family("sparse", 6, pick_spec(SPARSE, lambda kind, size, seed: Sparse(_simple(kind, size, seed), 0.99))),
+    ]
+    if extras:
+        families.append(Family("slow_oscillating", 4, pick_spec(SLOW_OSCILLATING, build_slow_oscillating)))
+    if with_mlp:
+        families += [
+            Family("mlp", 12, pick_spec(MLP, build_mlp)),
+            Family("sparse_mlp", 3, pick_spec(SPARSE_MLP, lambda *a: Sparse(build_mlp(*a), 0.99))),
+        ]
+    return tuple(families)
+
+
+PROBLEM_SETS: dict[str, tuple[Family, ...]] = {
+    "default": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=False, extras=True),
+    "with_mlp": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=True, extras=True),
+    "original": _families(SOFTMAX_ORIGINAL, with_mlp=True, extras=False),
+}
+# CPU-friendly subset for smoke tests: the default set without the 784..2048 quadratics.
+PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name != "quadratic_large")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemSampler:
+    """Samples a family by weight, then a problem instance from it, all from one integer seed."""
+
+    families: tuple[Family, ...]
+
+    def __post_init__(self):
+        names = [f.name for f in self.families]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate family names in {names}")
+        if not self.families or any(f.weight <= 0 for f in self.families):
+            raise ValueError("families must be non-empty with positive weights")
+
+    @classmethod
+    def named(cls, problem_set: str = "default") -> "ProblemSampler":
+        if problem_set not in PROBLEM_SETS:
+            raise ValueError(f"unknown problem set {problem_set!r}; known: {sorted(PROBLEM_SETS)}")
+        return cls(PROBLEM_SETS[problem_set])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.families)
+
+    def probabilities(self) -> dict[str, float]:
+        total = sum(f.weight for f in self.families)
+        return {f.name: f.weight / total for f in self.families}
+
+    def choose(self, seed: int) -> tuple[Family, int]:
+        """The family for `seed` and the seed to pass to its factory (cheap: builds nothing)."""
+        rng = np.random.default_rng([int(seed), 3])
+        weights = np.array([f.weight for f in self.families], dtype=np.float64)
+        index = int(rng.choice(len(self.families), p=weights / weights.sum()))
+        return self.families[index], int(rng.integers(2**31 - 1))
+
+    def build(self, family: str, seed: int) -> Problem:
+        """An instance of the named family, labelled with that family."""
+        entry = {f.name: f for f in self.families}[family]
+        return dataclasses.replace(entry.factory(seed), family=entry.name)
+
+    def sample(self, seed: int) -> Problem:
+        family, sub_seed = self.choose(seed)
+        return self.build(family.name, sub_seed)
+
+
+def sample(seed: int, problem_set: str = "default") -> Problem:
+    """One problem from `problem_set`, deterministic in `seed`."""
+    return ProblemSampler.named(problem_set).sample(seed)
+
+
+def families(problem_set: str = "default") -> tuple[str, ...]:
+    return ProblemSampler.named(problem_set).names
