@@ -26,10 +26,12 @@ class _ExportedOptimizer(tf.Module):
         self._config = config
         spec = tf.TensorSpec([None], tf.float32)
         self._state_keys = sorted(hrnn.state_shapes(config, Layout(((None,),))))
-        state_specs = {k: tf.TensorSpec(self._state_spec_shape(k), tf.int32 if k == "skipped" else tf.float32)
-                       for k in self._state_keys}
+        state_specs = [tf.TensorSpec(self._state_spec_shape(k), tf.int32 if k == "skipped" else tf.float32, name=k)
+                       for k in self._state_keys]
         self.init_state = tf.function(self._init_state, input_signature=[spec])
-        self.step = tf.function(self._step, input_signature=[spec, spec, state_specs])
+        self.step = tf.function(self._step, input_signature=[tf.TensorSpec([None], tf.float32, name="param"),
+                                                             tf.TensorSpec([None], tf.float32, name="grad"),
+                                                             *state_specs])
 
     def _state_spec_shape(self, key):
         shape = hrnn.state_shapes(self._config, Layout(((1,),)))[key]
@@ -41,7 +43,8 @@ class _ExportedOptimizer(tf.Module):
     def _init_state(self, param):
         return hrnn.init_state(self._meta(), self._config, [param])
 
-    def _step(self, param, grad, state):
+    def _step(self, param, grad, *state_values):
+        state = dict(zip(self._state_keys, state_values))
         (new_param,), new_state = hrnn.step(self._meta(), self._config, [param], [grad], state)
         return {"param": new_param, **{f"state_{k}": v for k, v in new_state.items()}}
 

@@ -1,0 +1,321 @@
+"""LearnedOptimizer as a Keras optimizer: parity with `hrnn.step`, fit, XLA, distribution, saving, edge cases."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lopt_tf
+from lopt_tf import hrnn
+
+
+def regression_data(n=256, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype("float32")
+    return x, (x @ rng.normal(size=(d, 1)) + 0.1).astype("float32")
+
+
+def mlp(d=8, seed=1):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((d,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+
+
+def weights_of(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def assert_all_close(a, b, **kw):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, **kw)
+
+
+def test_apply_equals_pure_step():
+    variables = [keras.Variable(np.linspace(-1, 1, 12).reshape(3, 4).astype("float32")), keras.Variable(0.5)]
+    grads = [tf.constant(np.cos(np.arange(12.0)).reshape(3, 4), tf.float32), tf.constant(-0.3)]
+    opt = lopt_tf.LearnedOptimizer()
+    opt.build(variables)
+    for _ in range(3):  # several steps, so the state carried by the optimizer matters
+        before = [v.numpy() for v in variables]
+        state, meta = opt.state, {k: tf.constant(v) for k, v in opt.meta_parameters.items()}
+        expected, expected_state = hrnn.step(meta, opt.hrnn_config, [tf.constant(b) for b in before], grads, state)
+        opt.apply(grads, variables)
+        assert_all_close([v.numpy() for v in variables], [e.numpy() for e in expected], rtol=0, atol=0)
+        for k, v in opt.state.items():
+            np.testing.assert_array_equal(v, expected_state[k])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fit_reduces_loss_of_mlp_at_initialisation(jit):
+    x, y = regression_data()
+    model = mlp()
+    model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse", jit_compile=jit)
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    assert model.evaluate(x, y, verbose=0) < 0.95 * before
+
+
+def test_fit_reduces_loss_of_quadratic():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(20, 20)).astype("float32")
+    b = rng.normal(size=(20,)).astype("float32")
+    w = keras.Variable(np.zeros(20, np.float32))
+    opt = lopt_tf.LearnedOptimizer()
+    loss = lambda: 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(a, w) - b))  # noqa: E731
+
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            value = loss()
+        opt.apply([tape.gradient(value, w.value)], [w])
+        return value
+
+    first = float(train_step())
+    for _ in range(300):
+        last = float(train_step())
+    assert last < 0.97 * first
+
+
+def test_xla_parity():
+    x, y = regression_data()
+    results = []
+    for jit in (False, True):
+        model = mlp()
+        model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse", jit_compile=jit)
+        model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        results.append(weights_of(model))
+    assert_all_close(*results, rtol=1e-4, atol=1e-6)
+
+
+def test_mirrored_strategy_two_devices_matches_one_device():
+    x, y = regression_data()
+    results = []
+    for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+        strategy = tf.distribute.MirroredStrategy(devices)
+        with strategy.scope():
+            model = mlp()
+            opt = lopt_tf.LearnedOptimizer()
+            model.compile(optimizer=opt, loss="mse")
+        model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        results.append(weights_of(model))
+        if len(devices) == 2:  # every replica holds the same optimizer state
+            for v in opt.variables:
+                values = [c.numpy() for c in v.value.values] if hasattr(v.value, "values") else [v.numpy()]
+                assert all(np.array_equal(values[0], c) for c in values[1:])
+    assert_all_close(*results, rtol=1e-5, atol=1e-6)
+
+
+def test_built_outside_strategy_scope_is_an_error():
+    opt = lopt_tf.LearnedOptimizer()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = mlp()
+        with pytest.raises(RuntimeError, match="strategy.scope"):
+            opt.build(model.trainable_variables)
+
+
+def test_custom_loop_in_tf_function_under_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    x, y = regression_data(64)
+    with strategy.scope():
+        model = mlp()
+        opt = lopt_tf.LearnedOptimizer()
+        opt.build(model.trainable_variables)
+
+    @tf.function
+    def train_step(xb, yb):
+        def replica_step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(model(xb) - yb)) / 64.0
+            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+            return loss
+        return strategy.reduce("SUM", strategy.run(replica_step, (xb, yb)), axis=None)
+
+    dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((x, y)).batch(64))
+    xb, yb = next(iter(dataset))
+    first = float(train_step(xb, yb))
+    for _ in range(30):
+        last = float(train_step(xb, yb))
+    assert last < first and opt.iterations.numpy() == 31
+
+
+def test_keras_save_load_round_trip_continues_identically(tmp_path):
+    x, y = regression_data()
+    model = mlp()
+    model.compile(optimizer=lopt_tf.LearnedOptimizer(seed=4), loss="mse")
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, lopt_tf.LearnedOptimizer) and loaded.optimizer.seed == 4
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
+    loaded.fit(x, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
+    assert_all_close(weights_of(model), weights_of(loaded), rtol=0, atol=0)
+
+
+def test_config_round_trip_and_registered_name():
+    opt = lopt_tf.LearnedOptimizer(learning_rate=0.5, seed=3, clipnorm=1.0)
+    again = lopt_tf.LearnedOptimizer.from_config(opt.get_config())
+    assert again.get_config() == opt.get_config()
+    assert keras.optimizers.deserialize(keras.optimizers.serialize(opt)).get_config() == opt.get_config()
+    model = mlp()
+    model.compile(optimizer="lopt_tf>LearnedOptimizer", loss="mse")
+    assert isinstance(model.optimizer, lopt_tf.LearnedOptimizer)
+
+
+def test_saved_model_round_trip(tmp_path):
+    path = str(tmp_path / "hrnn_savedmodel")
+    lopt_tf.export_saved_model(path, weights="init")
+    meta, config, _ = lopt_tf.load_saved_model(path)
+    shipped, shipped_config, _ = lopt_tf.load_weights("init")
+    assert config == shipped_config and all(np.array_equal(meta[k], shipped[k]) for k in shipped)
+    loaded = tf.saved_model.load(path)
+    param = tf.constant(np.linspace(-1, 1, 37), tf.float32)
+    grad = tf.constant(np.sin(np.arange(37.0)), tf.float32)
+    state = loaded.signatures["init_state"](param=param)
+    out = loaded.signatures["step"](param=param, grad=grad, **state)
+    expected_state = hrnn.init_state(shipped, config, [param])
+    (expected,), expected_new = hrnn.step(shipped, config, [param], [grad], expected_state)
+    np.testing.assert_allclose(out["param"], expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out["state_h0"], expected_new["h0"], rtol=1e-6, atol=1e-7)
+    # The SavedModel directory also works as a weights source for the optimizer.
+    assert lopt_tf.LearnedOptimizer(weights=path).hrnn_config == config
+
+
+def test_nan_gradient_is_skipped_and_counted():
+    variables = [keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(3, np.float32))]
+    opt = lopt_tf.LearnedOptimizer()
+    opt.build(variables)
+    state_before = opt.state
+    opt.apply([tf.constant([1.0, np.nan, 1.0, 1.0]), tf.ones(3)], variables)
+    np.testing.assert_array_equal(variables[0].numpy(), np.ones(4))
+    assert not np.allclose(variables[1].numpy(), np.ones(3))
+    assert int(opt.skipped_updates) == 1
+    for k, v in opt.state.items():
+        assert np.all(np.isfinite(v)), k
+    np.testing.assert_array_equal(opt.state["h0"][:4], state_before["h0"][:4])
+
+
+def test_indexed_slices_gradient_matches_dense():
+    keras.utils.set_random_seed(0)
+    emb = keras.Variable(np.random.default_rng(0).normal(size=(10, 3)).astype("float32"))
+    dense_copy = keras.Variable(emb.numpy())
+    slices = tf.IndexedSlices(tf.ones([2, 3]), tf.constant([1, 7]), tf.constant([10, 3]))
+    a, b = lopt_tf.LearnedOptimizer(), lopt_tf.LearnedOptimizer()
+    a.apply([slices], [emb])
+    b.apply([tf.convert_to_tensor(slices)], [dense_copy])
+    np.testing.assert_array_equal(emb.numpy(), dense_copy.numpy())
+    # An Embedding model trains under fit (its gradient is IndexedSlices).
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(20, 5),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse")
+    ids = np.random.default_rng(1).integers(0, 20, size=(64, 4))
+    before = model.layers[0].embeddings.numpy().copy()
+    model.fit(ids, np.ones((64, 1)), epochs=1, verbose=0)
+    assert not np.array_equal(before, model.layers[0].embeddings.numpy())
+
+
+def test_none_gradients_leave_those_variables_unchanged():
+    variables = [keras.Variable(np.ones(4, np.float32)), keras.Variable(np.ones(3, np.float32))]
+    opt = lopt_tf.LearnedOptimizer()
+    opt.build(variables)
+    opt.apply([None, tf.ones(3)], variables)
+    np.testing.assert_array_equal(variables[0].numpy(), np.ones(4))
+    assert not np.allclose(variables[1].numpy(), np.ones(3)) and int(opt.skipped_updates) == 0
+
+
+def test_scalar_and_high_rank_variables():
+    variables = [keras.Variable(2.0), keras.Variable(np.ones((2, 2, 2, 2), np.float32))]
+    opt = lopt_tf.LearnedOptimizer()
+    opt.apply([tf.constant(1.0), tf.ones((2, 2, 2, 2))], variables)
+    assert float(variables[0].numpy()) < 2.0 and np.all(variables[1].numpy() < 1.0)
+
+
+def test_mixed_precision_keeps_float32_state():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        x, y = regression_data()
+        model = mlp()
+        model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        before = model.evaluate(x, y, verbose=0)
+        model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+        assert model.evaluate(x, y, verbose=0) < before
+        inner = model.optimizer.inner_optimizer
+        assert {k: v.dtype.name for k, v in inner.state.items() if k != "skipped"} == {
+            k: "float32" for k in inner.state if k != "skipped"}
+        assert all(np.all(np.isfinite(v)) for v in weights_of(model))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_model_with_200_tensors_trains():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    h = inputs
+    for _ in range(100):
+        h = keras.layers.Dense(8, activation="tanh")(h)
+    model = keras.Model(inputs, keras.layers.Dense(1)(h))
+    assert len(model.trainable_variables) == 202
+    model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse")
+    x, y = regression_data(64)
+    history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert model.optimizer.state["h1"].shape == (202, 20)
+
+
+def test_learning_rate_schedule_and_callback_work():
+    x, y = regression_data()
+    model = mlp()
+    opt = lopt_tf.LearnedOptimizer(learning_rate=keras.optimizers.schedules.ExponentialDecay(1.0, 10, 0.5))
+    model.compile(optimizer=opt, loss="mse")
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    model2 = mlp()
+    model2.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse")
+    model2.fit(x, y, epochs=2, verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(lambda e, lr: 0.25)])
+    assert float(model2.optimizer.learning_rate.numpy()) == 0.25
+
+
+def test_look_ahead_finalize_writes_true_parameters():
+    config = lopt_tf.HRNNConfig(use_attention=True)
+    x, y = regression_data()
+    model = mlp()
+    opt = lopt_tf.LearnedOptimizer(weights=None, hrnn_config=config)
+    model.compile(optimizer=opt, loss="mse")
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)  # fit ends with finalize_variable_values
+    assert_all_close(weights_of(model), [p.numpy() for p in opt.true_parameters()], rtol=0, atol=0)
+    model.optimizer.apply([tf.ones_like(v) for v in model.trainable_variables], model.trainable_variables)
+    assert not np.allclose(weights_of(model)[0], opt.true_parameters()[0].numpy())
+
+
+def test_weights_errors(tmp_path):
+    with pytest.raises(lopt_tf.WeightsError, match="Shipped sets: .*init"):
+        lopt_tf.LearnedOptimizer(weights="no_such_set")
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"this is not a zip file")
+    with pytest.raises(lopt_tf.WeightsError, match="Cannot read"):
+        lopt_tf.LearnedOptimizer(weights=str(corrupt))
+    with pytest.raises(lopt_tf.WeightsError, match="another architecture"):
+        lopt_tf.LearnedOptimizer(weights="init", hrnn_config=lopt_tf.HRNNConfig(level_sizes=(10, 30, 20)))
+    meta, config, _ = lopt_tf.load_weights("init")
+    meta["readout/direction"] = meta["readout/direction"][:5]
+    bad = str(tmp_path / "bad.npz")
+    np.savez(bad, **{f"meta/{k}": v for k, v in meta.items()}, __config__=np.array(config.to_json()),
+             __format__=np.array(1, np.int32))
+    with pytest.raises(lopt_tf.WeightsError, match="readout/direction"):
+        lopt_tf.load_weights(bad)
+
+
+def test_weights_file_round_trip(tmp_path):
+    config = lopt_tf.HRNNConfig(level_sizes=(6, 8))
+    meta = {k: v.numpy() + 1.0 for k, v in lopt_tf.init_meta(config).items()}
+    path = str(tmp_path / "w.npz")
+    lopt_tf.save_weights(path, meta, config, {"meta_steps": 3})
+    opt = lopt_tf.LearnedOptimizer(weights=path)
+    assert opt.hrnn_config == config and opt.weights_info == {"meta_steps": 3}
+    assert all(np.array_equal(opt.meta_parameters[k], meta[k]) for k in meta)
+    assert not os.path.exists(path + ".tmp.npz")
