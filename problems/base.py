@@ -45,8 +45,29 @@ def split_key(key: tf.Tensor, salt: int) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(key, salt, alg="philox")
 
 
-def stateless_normal(shape, seed_pair) -> tf.Tensor:
-    return tf.random.stateless_normal(shape, seed=seed_pair, dtype=tf.float32, alg="philox")
+# Float stateless random ops give different numbers under XLA than in TF's own kernels, while the raw philox
+# integer bits agree. Uniform and normal numbers are therefore derived from the bits here, so that noise, masks
+# and initial values are the same eagerly, in a graph and under XLA (up to float rounding in Box-Muller).
+_MANTISSA = 2**24
+
+
+def _random_bits(shape, key) -> tf.Tensor:
+    return tf.random.stateless_uniform(shape, seed=key, minval=None, maxval=None, dtype=tf.int32, alg="philox")
+
+
+def stateless_uniform(shape, key) -> tf.Tensor:
+    """float32 uniform in [0, 1), identical with and without XLA."""
+    bits = tf.bitwise.bitwise_and(_random_bits(shape, key), _MANTISSA - 1)
+    return tf.cast(bits, tf.float32) / float(_MANTISSA)
+
+
+def stateless_normal(shape, key) -> tf.Tensor:
+    """float32 N(0, 1) by Box-Muller from philox bits; the same with and without XLA."""
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    bits = tf.bitwise.bitwise_and(_random_bits(tf.concat([[2], shape], 0), key), _MANTISSA - 1)
+    u1 = (tf.cast(bits[0], tf.float32) + 1.0) / float(_MANTISSA)  # (0, 1]
+    u2 = tf.cast(bits[1], tf.float32) / float(_MANTISSA)
+    return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos((2.0 * math.pi) * u2)
 
 
 def value_and_grad(loss_fn: Callable[[list], tf.Tensor], params: Params) -> tuple[tf.Tensor, list[tf.Tensor]]:

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 
 import tensorflow as tf
 
-from problems.base import Problem
+from problems.base import Problem, stateless_uniform
 
 _TWO_PI = 2.0 * math.pi
 
@@ -118,7 +118,7 @@ class Function2D(Problem):
         spec = self.spec
         if spec.low is None:
             return super().init_params(seed)
-        unit = tf.random.stateless_uniform((2,), seed=[seed, 0], alg="philox")
+        unit = stateless_uniform((2,), [seed, 0])
         return [tf.constant(spec.low) + unit * (tf.constant(spec.high) - tf.constant(spec.low))]
 
     def objective(self, params):

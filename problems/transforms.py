@@ -13,7 +13,7 @@ import math
 
 import tensorflow as tf
 
-from problems.base import Problem, derive_seed, split_key, value_and_grad
+from problems.base import Problem, derive_seed, split_key, stateless_normal, stateless_uniform, value_and_grad
 
 _NOISE_SALT = 201
 _MASK_SALT = 202
@@ -57,7 +57,7 @@ class Noisy(_Wrapper):
         loss, grads = self.inner.gradient_from_key(params, step, key)
         noise_key = split_key(key, _NOISE_SALT)
         noisy = [
-            g + self.stddev * tf.random.stateless_normal(tf.shape(g), seed=split_key(noise_key, i), alg="philox")
+            g + self.stddev * stateless_normal(tf.shape(g), split_key(noise_key, i))
             for i, g in enumerate(grads)
         ]
         return loss, noisy
@@ -78,7 +78,7 @@ class Sparse(_Wrapper):
         mask_key = split_key(key, _MASK_SALT)
         masked = []
         for i, g in enumerate(grads):
-            keep = tf.random.stateless_uniform(tf.shape(g), seed=split_key(mask_key, i), alg="philox")
+            keep = stateless_uniform(tf.shape(g), split_key(mask_key, i))
             masked.append(tf.where(keep >= self.zero_probability, g, tf.zeros_like(g)))
         return loss, masked
 
