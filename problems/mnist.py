@@ -123,10 +123,14 @@ def _load_idx(directory, split_seed: int) -> MnistData:
 def _load_tfds(data_dir) -> MnistData:
     import tensorflow_datasets as tfds
 
-    (x_train, y_train), (x_eval, y_eval) = tfds.as_numpy(tfds.load(
-        "mnist", split=["train", "test"], batch_size=-1, as_supervised=True, data_dir=data_dir, try_gcs=False))
-    return MnistData(x_train.astype(np.uint8), y_train.astype(np.int32), x_eval.astype(np.uint8),
-                     y_eval.astype(np.int32), source="tfds")
+    def to_numpy(ds):
+        # Batches of 10,000 rather than batch_size=-1, which tfds's mock data (used in tests) cannot handle.
+        batches = list(tfds.as_numpy(ds.batch(10000)))
+        return (np.concatenate([x for x, _ in batches]).astype(np.uint8),
+                np.concatenate([y for _, y in batches]).astype(np.int32))
+
+    train, test = tfds.load("mnist", split=["train", "test"], as_supervised=True, data_dir=data_dir, try_gcs=False)
+    return MnistData(*to_numpy(train), *to_numpy(test), source="tfds")
 
 
 def load_mnist(source: str = "auto", offline_dir=None, tfds_data_dir=None, split_seed: int = 0) -> MnistData:
