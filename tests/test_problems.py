@@ -380,3 +380,14 @@ def test_validate_rejects_negative_and_nonfinite():
         problems.validate(Negative(1.0))
     with pytest.raises(ValueError, match="finite"):
         problems.validate(Bowl(1.0), params=[tf.constant([np.inf, 0.0])])
+
+
+def test_problems_package_is_independent_of_lopt_tf_and_train():
+    import ast
+    import pathlib
+
+    for path in pathlib.Path(problems.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] in ("lopt_tf", "train") for n in names), (path, names)
