@@ -191,3 +191,26 @@ def test_tfds_path_with_mock_data():
     assert loaded.source == "tfds"
     assert loaded.x_train.shape == (12, 28, 28, 1) and loaded.x_train.dtype == np.uint8
     assert loaded.y_eval.dtype == np.int32 and loaded.y_eval.max() < 10
+
+
+def test_keras_problem_as_a_meta_training_task_under_xla(small):
+    """An unrolled, XLA-compiled inner loop on the MNIST MLP, differentiated through the gradients (2nd order)."""
+    problem = mnist.mnist_mlp_problem("sigmoid", data=small, objective_examples=64)
+    params = problem.init_params(0)
+
+    @tf.function(jit_compile=True)
+    def meta_value_and_grad(log_lr):
+        with tf.GradientTape() as tape:
+            tape.watch(log_lr)
+
+            def body(step, ps, total):
+                _, grads = problem.gradient(ps, step, 3)
+                ps = [p - tf.exp(log_lr) * g for p, g in zip(ps, grads)]
+                return step + 1, ps, total + tf.math.log(problem.objective(ps))
+
+            _, _, total = tf.while_loop(lambda s, *_: s < 3, body, (tf.constant(0), params, tf.constant(0.0)),
+                                        maximum_iterations=3)
+        return total, tape.gradient(total, log_lr)
+
+    value, grad = meta_value_and_grad(tf.constant(-2.0))
+    assert np.isfinite(float(value)) and np.isfinite(float(grad)) and float(grad) != 0.0
