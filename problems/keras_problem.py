@@ -98,7 +98,8 @@ class KerasProblem(Problem):
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "model", self.build_model())
-        object.__setattr__(self, "_non_trainable", [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables])
+        fixed = [tf.convert_to_tensor(v) for v in self.model.non_trainable_variables]
+        object.__setattr__(self, "_non_trainable", fixed)
 
     @property
     def name(self) -> str:
