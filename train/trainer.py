@@ -1,0 +1,353 @@
+"""Meta-training of the hierarchical-RNN optimizer by truncated back-propagation through unrolled optimization.
+
+A *task* is one sampled problem optimized from fresh parameters for U partial unrolls of lengths L_j, with
+U = min_unrolls + round(Exp(unrolls_scale)) and L_j = min_length + round(Exp(length_scale)) (heavy-tailed, as in
+hrnn_reference.md §4.2). Each meta-step runs one partial unroll on each of `problems_per_step` task streams,
+averages their meta-gradients (all-reduced across workers under `tf.distribute`), and applies one
+meta-optimizer step. Parameters and optimizer state carry across the unrolls of a task (end-of-unroll state:
+quirk #9 fixed); no gradient crosses an unroll boundary.
+
+Everything random is derived from (seed, worker, stream, task index), and the live task state is part of the
+checkpoint, so a resumed run reproduces an uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import problems
+from lopt_tf import hrnn
+from lopt_tf.config import HRNNConfig
+from lopt_tf.weights import load_weights, save_weights
+from train.meta_optimizers import MetaOptimizer
+from train.unroll import log_ratio, make_unroll, true_params
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTrainConfig:
+    """Everything that defines a meta-training run (saved as `run_config.json` beside its outputs)."""
+
+    problem_set: str = "default"
+    meta_steps: int = 1000
+    min_length: int = 50  # partial-unroll length: min_length + round(Exp(length_scale))
+    length_scale: float = 200.0
+    max_length: int = 1000  # cap of the heavy tail (static bound of the XLA while loop)
+    min_unrolls: int = 1  # partial unrolls per task: min_unrolls + round(Exp(unrolls_scale))
+    unrolls_scale: float = 40.0
+    problems_per_step: int = 1
+    meta_optimizer: str = "rmsprop"
+    meta_learning_rate: float = 1e-6
+    clip_value: float = 1e4
+    first_order: bool = False
+    seed: int = 0
+    init_weights: str | None = "init"  # weight set to start from (None: fresh init of `hrnn`)
+    hrnn: HRNNConfig = HRNNConfig()
+    checkpoint_every: int = 10
+    validate_every: int = 50
+    validation_problem_set: str = ""  # default: the training problem set
+    num_validation_problems: int = 8
+    validation_length: int = 200
+    validation_seed: int = 10**6  # held-out seeds start here; training seeds never reach it
+    jit_compile: bool = True
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["hrnn"] = self.hrnn.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        d["hrnn"] = HRNNConfig.from_dict(d.get("hrnn", {}))
+        return cls(**d)
+
+
+def task_seed(run_seed: int, worker: int, stream: int, index: int) -> int:
+    return problems.derive_seed(run_seed, worker, stream, index)
+
+
+@dataclasses.dataclass
+class Task:
+    """A problem being optimized across partial unrolls; `to_numpy`/`from_numpy` make it checkpointable."""
+
+    index: int
+    seed: int
+    problem: object
+    lengths: list[int]
+    unroll: int = 0
+    step: int = 0
+    params: list = None
+    state: dict = None
+    f_init: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.unroll >= len(self.lengths)
+
+
+class MetaTrainer:
+    """Runs meta-training; `run()` trains up to `config.meta_steps`, checkpointing and validating as it goes."""
+
+    def __init__(self, config: MetaTrainConfig, output_dir: str, strategy: tf.distribute.Strategy | None = None,
+                 verbose: int = 1):
+        self.config = config
+        self.output_dir = output_dir
+        self.strategy = strategy
+        self.verbose = verbose
+        resolver = getattr(strategy, "cluster_resolver", None) if strategy else None
+        self.worker = int(resolver.task_id) if resolver is not None and resolver.task_type else 0
+        self.num_workers = strategy.num_replicas_in_sync if strategy else 1
+        self.is_chief = self.worker == 0
+        os.makedirs(output_dir, exist_ok=True)
+        meta, hrnn_config, _ = load_weights(config.init_weights, config.hrnn)
+        self.hrnn_config = hrnn_config
+        self.meta_vars = {k: tf.Variable(v, name=k.replace("/", "__")) for k, v in sorted(meta.items())}
+        self.meta_opt = MetaOptimizer(self.meta_vars, config.meta_optimizer, config.meta_learning_rate,
+                                      config.clip_value)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_validation = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(meta=self.meta_vars, meta_optimizer=self.meta_opt, step=self.step,
+                                              best_validation=self.best_validation)
+        os.makedirs(self._worker_dir("checkpoints"), exist_ok=True)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self._worker_dir("checkpoints"), max_to_keep=3)
+        self.sampler = problems.ProblemSampler.named(config.problem_set)
+        self.streams: list[Task | None] = [None] * config.problems_per_step
+        self.next_task = [0] * config.problems_per_step
+        self._unrolls = {}  # problem name+index -> compiled unroll function (one per live task)
+        self._validation = None
+        self._stop = False
+        self.writer = tf.summary.create_file_writer(self._worker_dir("tensorboard"))
+
+    # -- files ----------------------------------------------------------------------------------------------
+    def _worker_dir(self, name: str) -> str:
+        return os.path.join(self.output_dir, name if self.is_chief else f"{name}_worker{self.worker}")
+
+    def _task_file(self, step: int) -> str:
+        return os.path.join(self._worker_dir("checkpoints"), f"tasks-{step}.npz")
+
+    # -- tasks ----------------------------------------------------------------------------------------------
+    def _new_task(self, stream: int) -> Task:
+        index = self.next_task[stream]
+        self.next_task[stream] += 1
+        seed = task_seed(self.config.seed, self.worker, stream, index)
+        problem = self.sampler.sample(seed)
+        rng = np.random.default_rng([seed, 17])
+        c = self.config
+        num = c.min_unrolls + int(round(rng.exponential(c.unrolls_scale))) if c.unrolls_scale > 0 else c.min_unrolls
+        lengths = [min(c.max_length, c.min_length + int(round(rng.exponential(c.length_scale))))
+                   if c.length_scale > 0 else c.min_length for _ in range(num)]
+        task = Task(index, seed, problem, lengths)
+        task.params = problem.init_params(problems.derive_seed(seed, 1))
+        meta = {k: tf.convert_to_tensor(v) for k, v in self.meta_vars.items()}
+        task.state = hrnn.init_state(meta, self.hrnn_config, task.params, problems.derive_seed(seed, 2) % 2**31)
+        task.f_init = float(problem.objective(task.params))
+        return task
+
+    def _unroll_fn(self, task: Task):
+        key = (task.index, task.seed)
+        if key not in self._unrolls:
+            live = {(t.index, t.seed) for t in self.streams if t is not None}
+            self._unrolls = {k: v for k, v in self._unrolls.items() if k in live}  # drop finished tasks' traces
+            self._unrolls[key] = make_unroll(task.problem, self.hrnn_config, self.meta_vars, self.config.max_length,
+                                             self.config.first_order, self.config.jit_compile)
+        return self._unrolls[key]
+
+    def _task_arrays(self) -> dict:
+        arrays = {"next_task": np.array(self.next_task, np.int64)}
+        for s, task in enumerate(self.streams):
+            if task is None:
+                continue
+            arrays[f"s{s}/meta"] = np.array(json.dumps(
+                {"index": task.index, "seed": task.seed, "lengths": task.lengths, "unroll": task.unroll,
+                 "step": task.step, "f_init": task.f_init, "family": task.problem.family}))
+            for i, p in enumerate(task.params):
+                arrays[f"s{s}/param{i}"] = np.asarray(p)
+            for k, v in task.state.items():
+                arrays[f"s{s}/state/{k}"] = np.asarray(v)
+        return arrays
+
+    def _restore_tasks(self, path: str) -> None:
+        with np.load(path, allow_pickle=False) as z:
+            self.next_task = [int(v) for v in z["next_task"]]
+            for s in range(len(self.streams)):
+                if f"s{s}/meta" not in z.files:
+                    continue
+                info = json.loads(str(z[f"s{s}/meta"]))
+                problem = self.sampler.sample(info["seed"])
+                task = Task(info["index"], info["seed"], problem, info["lengths"], info["unroll"], info["step"],
+                            f_init=info["f_init"])
+                task.params = [tf.constant(z[f"s{s}/param{i}"]) for i in range(len(problem.param_shapes))]
+                task.state = {k[len(f"s{s}/state/"):]: tf.constant(z[k]) for k in z.files
+                              if k.startswith(f"s{s}/state/")}
+                self.streams[s] = task
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def save(self) -> None:
+        step = int(self.step.numpy())
+        path = self._task_file(step)
+        np.savez(path + ".tmp.npz", **self._task_arrays())
+        os.replace(path + ".tmp.npz", path)
+        self.manager.save(checkpoint_number=step)
+        self.export_weights(os.path.join(self.output_dir, "weights_latest.npz"))
+        kept = {self._task_file(int(p.rsplit("-", 1)[1])) for p in self.manager.checkpoints}
+        for name in os.listdir(self._worker_dir("checkpoints")):
+            full = os.path.join(self._worker_dir("checkpoints"), name)
+            if name.startswith("tasks-") and full not in kept:
+                os.remove(full)
+
+    def restore(self) -> bool:
+        """Continue from the latest checkpoint in `output_dir`; returns False if there is none."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self._restore_tasks(self._task_file(int(latest.rsplit("-", 1)[1])))
+        return True
+
+    def export_weights(self, path: str) -> None:
+        if not self.is_chief:
+            return
+        save_weights(path, {k: v.numpy() for k, v in self.meta_vars.items()}, self.hrnn_config,
+                     {"meta_steps": int(self.step.numpy()), "run_config": self.config.to_dict()})
+
+    # -- one meta-step ----------------------------------------------------------------------------------------
+    def _all_reduce_mean(self, grads: dict) -> dict:
+        if self.strategy is None or self.num_workers == 1:
+            return grads
+        keys = sorted(grads)
+
+        @tf.function
+        def reduce(values):
+            return self.strategy.run(
+                lambda v: tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, v), (values,))
+
+        reduced = self.strategy.experimental_local_results(reduce([grads[k] for k in keys]))[0]
+        return dict(zip(keys, reduced))
+
+    def meta_step(self) -> dict:
+        """One partial unroll per stream and one meta-update. Returns logging values."""
+        grads_sum, losses, families, inner_steps = None, [], [], 0
+        for s in range(len(self.streams)):
+            if self.streams[s] is None or self.streams[s].done:
+                self.streams[s] = self._new_task(s)
+            task = self.streams[s]
+            length = task.lengths[task.unroll]
+            loss, grads, params, state, f_last = self._unroll_fn(task)(
+                task.params, task.state, tf.constant(task.f_init, tf.float32), tf.constant(task.step, tf.int32),
+                tf.constant(length, tf.int32), tf.constant(task.seed % 2**31, tf.int32))
+            task.unroll += 1
+            task.step += length
+            inner_steps += length
+            finite = bool(tf.math.is_finite(f_last)) and all(
+                bool(tf.reduce_all(tf.math.is_finite(p))) for p in params)
+            task.params, task.state = params, state
+            if not finite:  # the inner run diverged: end this task, start a new one next step
+                task.unroll = len(task.lengths)
+            losses.append(float(loss))
+            families.append(task.problem.family)
+            grads_sum = grads if grads_sum is None else {k: grads_sum[k] + grads[k] for k in grads}
+        grads = {k: v / len(self.streams) for k, v in grads_sum.items()}
+        grads = self._all_reduce_mean(grads)
+        applied = self.meta_opt.apply(grads)
+        self.step.assign_add(1)
+        return {"meta_loss": float(np.mean(losses)), "losses": losses, "families": families,
+                "inner_steps": inner_steps, "applied": applied}
+
+    # -- validation -------------------------------------------------------------------------------------------
+    def validation_problems(self):
+        if self._validation is None:
+            c = self.config
+            sampler = problems.ProblemSampler.named(c.validation_problem_set or c.problem_set)
+            self._validation = []
+            for i in range(c.num_validation_problems):
+                problem = sampler.sample(c.validation_seed + i)
+                fn = make_unroll(problem, self.hrnn_config, self.meta_vars, c.validation_length, jit_compile=False)
+                self._validation.append((problem, fn.evaluate))
+        return self._validation
+
+    def validate(self) -> float:
+        """Mean meta-loss of one `validation_length` unroll on each held-out problem (fixed seeds)."""
+        c = self.config
+        meta = {k: tf.convert_to_tensor(v) for k, v in self.meta_vars.items()}
+        values = []
+        for i, (problem, evaluate) in enumerate(self.validation_problems()):
+            seed = c.validation_seed + i
+            params = problem.init_params(seed)
+            state = hrnn.init_state(meta, self.hrnn_config, params, seed)
+            loss, _, _ = evaluate(params, state, problem.objective(params), tf.constant(0),
+                                     tf.constant(c.validation_length), tf.constant(seed))
+            values.append(float(loss) if math.isfinite(float(loss)) else 10.0)  # a diverged run scores badly
+        return float(np.mean(values))
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def _request_stop(self, signum, frame):  # noqa: ARG002
+        self._stop = True
+
+    def run(self, resume: bool = False) -> dict:
+        c = self.config
+        if resume and self.restore() and self.verbose:
+            print(f"Resumed at meta-step {int(self.step.numpy())} from {self.manager.latest_checkpoint}")
+        if self.is_chief:
+            with open(os.path.join(self.output_dir, "run_config.json"), "w") as f:
+                json.dump(c.to_dict(), f, indent=1, sort_keys=True)
+        handlers = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                handlers[sig] = signal.signal(sig, self._request_stop)
+            except ValueError:  # not the main thread
+                pass
+        progbar = keras.utils.Progbar(c.meta_steps, verbose=self.verbose, unit_name="meta-step")
+        progbar.update(int(self.step.numpy()))
+        history = []
+        try:
+            while int(self.step.numpy()) < c.meta_steps and not self._stop:
+                start = time.perf_counter()
+                out = self.meta_step()
+                step = int(self.step.numpy())
+                rate = out["inner_steps"] / (time.perf_counter() - start)
+                history.append(out["meta_loss"])
+                with self.writer.as_default(step=step):
+                    tf.summary.scalar("meta_loss", out["meta_loss"])
+                    for fam, loss in zip(out["families"], out["losses"]):
+                        tf.summary.scalar(f"meta_loss_by_family/{fam}", loss)
+                    tf.summary.scalar("inner_steps_per_second", rate)
+                    tf.summary.scalar("skipped_meta_gradients", int(self.meta_opt.skipped.numpy()))
+                    for task in self.streams:
+                        if task is not None and "log_lr" in task.state:
+                            tf.summary.scalar("log_lr/mean", float(tf.reduce_mean(task.state["log_lr"])))
+                            tf.summary.scalar("log_lr/std", float(tf.math.reduce_std(task.state["log_lr"])))
+                values = [("meta_loss", out["meta_loss"]), ("inner_steps/s", rate)]
+                if c.validate_every and step % c.validate_every == 0:
+                    val = self.validate()
+                    values.append(("validation", val))
+                    with self.writer.as_default(step=step):
+                        tf.summary.scalar("validation_meta_loss", val)
+                    if val < float(self.best_validation.numpy()):
+                        self.best_validation.assign(val)
+                        self.export_weights(os.path.join(self.output_dir, "weights_best.npz"))
+                    self._log_validation(step, val)
+                progbar.update(step, values=values)
+                if c.checkpoint_every and step % c.checkpoint_every == 0:
+                    self.save()
+        finally:
+            if int(self.step.numpy()) and (self._stop or int(self.step.numpy()) % max(c.checkpoint_every, 1)):
+                self.save()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+            self.writer.flush()
+        return {"meta_losses": history, "step": int(self.step.numpy()), "stopped": self._stop,
+                "skipped": int(self.meta_opt.skipped.numpy())}
+
+    def _log_validation(self, step: int, value: float) -> None:
+        if self.is_chief:
+            with open(os.path.join(self.output_dir, "validation.csv"), "a") as f:
+                f.write(f"{step},{value:.6f}\n")
