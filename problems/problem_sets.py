@@ -227,3 +227,5 @@ def sample(seed: int, problem_set: str = "default") -> Problem:
 
 def families(problem_set: str = "default") -> tuple[str, ...]:
     return ProblemSampler.named(problem_set).names
+# Small noisy quadratics only (n = 20..100): the meta-trainer's CI smoke test trains and validates on these.
+PROBLEM_SETS["quadratic"] = tuple(f for f in PROBLEM_SETS["default"] if f.name == "quadratic")

@@ -221,17 +221,15 @@ class MetaTrainer:
 
     # -- one meta-step ----------------------------------------------------------------------------------------
     def _all_reduce_mean(self, grads: dict) -> dict:
+        """Mean of the meta-gradients over workers: one collective on all of them packed into one vector."""
         if self.strategy is None or self.num_workers == 1:
             return grads
         keys = sorted(grads)
-
-        @tf.function
-        def reduce(values):
-            return self.strategy.run(
-                lambda v: tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, v), (values,))
-
-        reduced = self.strategy.experimental_local_results(reduce([grads[k] for k in keys]))[0]
-        return dict(zip(keys, reduced))
+        flat = tf.concat([tf.reshape(grads[k], [-1]) for k in keys], 0)
+        per_replica = self.strategy.run(lambda: tf.identity(flat))
+        flat = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+        sizes = [int(np.prod(grads[k].shape)) for k in keys]
+        return {k: tf.reshape(v, grads[k].shape) for k, v in zip(keys, tf.split(flat, sizes))}
 
     def meta_step(self) -> dict:
         """One partial unroll per stream and one meta-update. Returns logging values."""

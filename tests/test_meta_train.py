@@ -1,0 +1,133 @@
+"""Meta-trainer: it learns, resumes bit-exactly, skips non-finite meta-gradients, and runs multi-worker."""
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+import lopt_tf
+from train.meta_optimizers import MetaOptimizer
+from train.trainer import MetaTrainConfig, MetaTrainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SMALL = MetaTrainConfig(
+    problem_set="quadratic", meta_steps=20, min_length=20, length_scale=0.0, max_length=20, min_unrolls=10,
+    unrolls_scale=0.0, meta_optimizer="adam", meta_learning_rate=3e-3, seed=0, checkpoint_every=5,
+    validate_every=0, num_validation_problems=3, validation_length=40, jit_compile=True)
+
+
+def test_twenty_meta_steps_lower_validation_meta_loss(tmp_path):
+    trainer = MetaTrainer(SMALL, str(tmp_path), verbose=0)
+    before = trainer.validate()
+    result = trainer.run()
+    after = trainer.validate()
+    assert result["step"] == 20 and result["skipped"] == 0
+    assert np.isfinite(before) and after < before - 1e-3, (before, after)
+    # The output is a weights file that LearnedOptimizer loads.
+    opt = lopt_tf.LearnedOptimizer(weights=str(tmp_path / "weights_latest.npz"))
+    np.testing.assert_array_equal(opt.meta_parameters["stepsize_offset"],
+                                  trainer.meta_vars["stepsize_offset"].numpy())
+    with open(tmp_path / "run_config.json") as f:
+        assert MetaTrainConfig.from_dict(json.load(f)) == SMALL
+
+
+def test_resume_gives_the_same_meta_parameters_as_an_uninterrupted_run(tmp_path):
+    # Tasks change at steps 6, 12, 18; the "kill" at step 10 falls inside a task.
+    config = dataclasses.replace(SMALL, min_unrolls=6, problems_per_step=2, jit_compile=False)
+    straight = MetaTrainer(config, str(tmp_path / "a"), verbose=0)
+    straight.run()
+    first = MetaTrainer(dataclasses.replace(config, meta_steps=10), str(tmp_path / "b"), verbose=0)
+    first.run()
+    del first  # "killed": nothing but the files survives
+    resumed = MetaTrainer(config, str(tmp_path / "b"), verbose=0)
+    resumed.run(resume=True)
+    for k, v in straight.meta_vars.items():
+        np.testing.assert_array_equal(v.numpy(), resumed.meta_vars[k].numpy(), err_msg=k)
+
+
+def test_sigterm_checkpoints_and_resume_continues(tmp_path):
+    out = str(tmp_path / "run")
+    args = [sys.executable, "-m", "train.meta_train", f"--output_dir={out}", "--problem_set=quadratic",
+            "--meta_steps=100000", "--min_length=10", "--length_scale=0", "--max_length=10", "--unrolls_scale=0",
+            "--min_unrolls=1000", "--checkpoint_every=1000", "--validate_every=0", "--noxla"]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # wait until meta-steps are running
+            if "meta_loss" in line:
+                break
+        proc.send_signal(15)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    trainer = MetaTrainer(dataclasses.replace(SMALL, problem_set="quadratic"), out, verbose=0)
+    assert trainer.restore()
+    assert int(trainer.step.numpy()) >= 1  # saved on SIGTERM although checkpoint_every was never reached
+
+
+def test_non_finite_meta_gradient_is_skipped_and_counted():
+    meta = {"a": tf.Variable([1.0, 2.0]), "b": tf.Variable(3.0)}
+    opt = MetaOptimizer(meta, "rmsprop", 1e-2)
+    assert not opt.apply({"a": tf.constant([np.nan, 1.0]), "b": tf.constant(1.0)})
+    assert int(opt.skipped.numpy()) == 1 and int(opt.iterations.numpy()) == 0
+    np.testing.assert_array_equal(meta["a"].numpy(), [1.0, 2.0])
+    assert opt.apply({"a": tf.constant([1e9, -1.0]), "b": tf.constant(1.0)})
+    assert meta["a"].numpy()[0] < 1.0 and int(opt.skipped.numpy()) == 1
+
+
+def test_non_finite_meta_gradient_inside_training_leaves_meta_parameters(tmp_path, monkeypatch):
+    trainer = MetaTrainer(dataclasses.replace(SMALL, meta_steps=2), str(tmp_path), verbose=0)
+    before = {k: v.numpy().copy() for k, v in trainer.meta_vars.items()}
+    original = trainer._all_reduce_mean
+    monkeypatch.setattr(trainer, "_all_reduce_mean",
+                        lambda g: {k: v * np.nan for k, v in original(g).items()})  # inject NaN meta-gradients
+    result = trainer.run()
+    assert result["skipped"] == 2
+    for k, v in trainer.meta_vars.items():
+        np.testing.assert_array_equal(v.numpy(), before[k])
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_contribute_to_the_same_meta_parameters(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    common = ["--problem_set=quadratic", "--meta_steps=3", "--min_length=10", "--length_scale=0",
+              "--max_length=10", "--unrolls_scale=0", "--min_unrolls=100", "--validate_every=0",
+              "--checkpoint_every=3", "--meta_optimizer=adam", "--meta_learning_rate=1e-2", "--noxla", "--distributed"]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                   CUDA_VISIBLE_DEVICES="")
+        procs.append(subprocess.Popen([sys.executable, "-m", "train.meta_train", f"--output_dir={tmp_path / 'dist'}",
+                                       *common], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=500)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
+    # Both workers end with identical meta-parameters (chief's file, worker 1's checkpoint) ...
+    chief, _, _ = lopt_tf.load_weights(str(tmp_path / "dist" / "weights_latest.npz"))
+    worker1 = {k: tf.Variable(tf.zeros_like(v)) for k, v in chief.items()}
+    tf.train.Checkpoint(meta=worker1).read(
+        tf.train.latest_checkpoint(str(tmp_path / "dist" / "checkpoints_worker1"))).expect_partial()
+    for k, v in chief.items():
+        np.testing.assert_array_equal(v, worker1[k].numpy(), err_msg=k)
+    # ... which differ from what the chief's problems alone give: worker 1's meta-gradients were used.
+    alone = MetaTrainer(MetaTrainConfig(problem_set="quadratic", meta_steps=3, min_length=10, length_scale=0.0,
+                                        max_length=10, unrolls_scale=0.0, min_unrolls=100, validate_every=0,
+                                        checkpoint_every=3, meta_optimizer="adam", meta_learning_rate=1e-2,
+                                        jit_compile=False), str(tmp_path / "alone"), verbose=0)
+    alone.run()
+    assert not np.allclose(alone.meta_vars["l0/gate_kernel"].numpy(), chief["l0/gate_kernel"])
