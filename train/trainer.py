@@ -115,8 +115,10 @@ class MetaTrainer:
                                       config.clip_value)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best_validation = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
+        self.dropped_streams = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoint = tf.train.Checkpoint(meta=self.meta_vars, meta_optimizer=self.meta_opt, step=self.step,
-                                              best_validation=self.best_validation)
+                                              best_validation=self.best_validation,
+                                              dropped_streams=self.dropped_streams)
         os.makedirs(self._worker_dir("checkpoints"), exist_ok=True)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._worker_dir("checkpoints"), max_to_keep=3)
         self.sampler = problems.ProblemSampler.named(config.problem_set)
@@ -233,7 +235,7 @@ class MetaTrainer:
 
     def meta_step(self) -> dict:
         """One partial unroll per stream and one meta-update. Returns logging values."""
-        grads_sum, losses, families, inner_steps = None, [], [], 0
+        grads_sum, losses, families, inner_steps, used = None, [], [], 0, 0
         for s in range(len(self.streams)):
             if self.streams[s] is None or self.streams[s].done:
                 self.streams[s] = self._new_task(s)
@@ -252,12 +254,20 @@ class MetaTrainer:
                 task.unroll = len(task.lengths)
             losses.append(float(loss))
             families.append(task.problem.family)
-            grads_sum = grads if grads_sum is None else {k: grads_sum[k] + grads[k] for k in grads}
-        grads = {k: v / len(self.streams) for k, v in grads_sum.items()}
+            if all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads.values()):
+                grads_sum = grads if grads_sum is None else {k: grads_sum[k] + grads[k] for k in grads}
+                used += 1
+            else:  # this stream's meta-gradient is dropped (and counted); the other streams' still count
+                self.dropped_streams.assign_add(1)
+        if used:
+            grads = {k: v / used for k, v in grads_sum.items()}
+        else:  # nothing finite: a NaN gradient, which the meta-optimizer skips and counts (on every worker)
+            grads = {k: tf.fill(v.shape, np.nan) for k, v in self.meta_vars.items()}
         grads = self._all_reduce_mean(grads)
         applied = self.meta_opt.apply(grads)
         self.step.assign_add(1)
-        return {"meta_loss": float(np.mean(losses)), "losses": losses, "families": families,
+        finite = [x for x in losses if math.isfinite(x)]
+        return {"meta_loss": float(np.mean(finite)) if finite else float("nan"), "losses": losses, "families": families,
                 "inner_steps": inner_steps, "applied": applied}
 
     # -- validation -------------------------------------------------------------------------------------------
@@ -313,17 +323,22 @@ class MetaTrainer:
                 step = int(self.step.numpy())
                 rate = out["inner_steps"] / (time.perf_counter() - start)
                 history.append(out["meta_loss"])
+                finite_loss = math.isfinite(out["meta_loss"])
                 with self.writer.as_default(step=step):
-                    tf.summary.scalar("meta_loss", out["meta_loss"])
+                    if finite_loss:
+                        tf.summary.scalar("meta_loss", out["meta_loss"])
                     for fam, loss in zip(out["families"], out["losses"]):
-                        tf.summary.scalar(f"meta_loss_by_family/{fam}", loss)
+                        if math.isfinite(loss):
+                            tf.summary.scalar(f"meta_loss_by_family/{fam}", loss)
+                    tf.summary.scalar("dropped_streams", int(self.dropped_streams.numpy()))
                     tf.summary.scalar("inner_steps_per_second", rate)
                     tf.summary.scalar("skipped_meta_gradients", int(self.meta_opt.skipped.numpy()))
                     for task in self.streams:
                         if task is not None and "log_lr" in task.state:
                             tf.summary.scalar("log_lr/mean", float(tf.reduce_mean(task.state["log_lr"])))
                             tf.summary.scalar("log_lr/std", float(tf.math.reduce_std(task.state["log_lr"])))
-                values = [("meta_loss", out["meta_loss"]), ("inner_steps/s", rate)]
+                values = [("meta_loss", out["meta_loss"])] if finite_loss else []
+                values.append(("inner_steps/s", rate))
                 if c.validate_every and step % c.validate_every == 0:
                     val = self.validate()
                     values.append(("validation", val))
@@ -343,7 +358,7 @@ class MetaTrainer:
                 signal.signal(sig, h)
             self.writer.flush()
         return {"meta_losses": history, "step": int(self.step.numpy()), "stopped": self._stop,
-                "skipped": int(self.meta_opt.skipped.numpy())}
+                "skipped": int(self.meta_opt.skipped.numpy()), "dropped_streams": int(self.dropped_streams.numpy())}
 
     def _log_validation(self, step: int, value: float) -> None:
         if self.is_chief:
