@@ -36,7 +36,7 @@ def build(case):
     return MLPClassifier(x, y, num_classes=2, batch_size=64, hidden=(96, 80), activation="sigmoid")
 
 
-def run_case(case, length, jit, first_order, repeats=3):
+def run_case(case, length, jit, first_order, remat, repeats=3):
     import tensorflow as tf
 
     from lopt_tf import HRNNConfig, hrnn
@@ -45,7 +45,8 @@ def run_case(case, length, jit, first_order, repeats=3):
     problem = build(case)
     config = HRNNConfig()
     meta = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
-    fn = make_unroll(problem, config, meta, max_length=length, first_order=first_order, jit_compile=jit)
+    fn = make_unroll(problem, config, meta, max_length=length, first_order=first_order, jit_compile=jit,
+                     remat=remat)
     params = problem.init_params(0)
     state = hrnn.init_state(meta, config, params, 0)
     f0 = problem.objective(params)
@@ -68,13 +69,15 @@ def main():
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--noxla", action="store_true")
     parser.add_argument("--first_order", action="store_true")
+    parser.add_argument("--remat", action="store_true", help="recompute each step in the backward pass")
     parser.add_argument("--case", choices=CASES)
     args = parser.parse_args()
     if args.case:  # child process: one case, so that peak memory is per case
-        n, compile_s, rate, rss = run_case(args.case, args.length, not args.noxla, args.first_order)
+        n, compile_s, rate, rss = run_case(args.case, args.length, not args.noxla, args.first_order, args.remat)
         print(f"RESULT {n} {compile_s:.2f} {rate:.1f} {rss:.0f}")
         return
     mode = ("graph" if args.noxla else "XLA") + (", first-order" if args.first_order else ", second-order")
+    mode += ", recomputed steps" if args.remat else ""
     print(f"cpu cores: {os.cpu_count()}; {mode}; unroll length {args.length} and {2 * args.length}")
     print("| problem | params | compile s | inner steps/s (fwd+bwd) | peak RSS MB | MB per inner step |")
     print("|---|---|---|---|---|---|")
@@ -82,7 +85,7 @@ def main():
         results = []
         for length in (args.length, 2 * args.length):
             cmd = [sys.executable, __file__, "--case", case, "--length", str(length)]
-            cmd += ["--noxla"] * args.noxla + ["--first_order"] * args.first_order
+            cmd += ["--noxla"] * args.noxla + ["--first_order"] * args.first_order + ["--remat"] * args.remat
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             results.append([float(v) for v in out.split("RESULT")[1].split()])
         (n, compile_s, rate, rss), (_, _, _, rss2) = results

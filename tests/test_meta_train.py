@@ -131,3 +131,23 @@ def test_two_workers_contribute_to_the_same_meta_parameters(tmp_path):
                                         jit_compile=False), str(tmp_path / "alone"), verbose=0)
     alone.run()
     assert not np.allclose(alone.meta_vars["l0/gate_kernel"].numpy(), chief["l0/gate_kernel"])
+
+
+def test_recomputed_steps_give_the_same_meta_gradient():
+    import problems
+    from lopt_tf import hrnn
+    from train.unroll import make_unroll
+
+    config = lopt_tf.HRNNConfig()
+    meta = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
+    problem = problems.Noisy(problems.Quadratic.random(15, seed=2), 0.5)
+    results = []
+    for remat in (False, True):
+        fn = make_unroll(problem, config, meta, max_length=25, remat=remat)
+        params = problem.init_params(1)
+        state = hrnn.init_state(meta, config, params, 0)
+        results.append(fn(params, state, problem.objective(params), 0, 25, 3))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    for k in meta:
+        np.testing.assert_allclose(results[0][1][k], results[1][1][k], rtol=1e-4, atol=1e-8, err_msg=k)
+    assert any(np.any(results[1][1][k].numpy() != 0) for k in meta)

@@ -35,6 +35,7 @@ flags.DEFINE_integer("validate_every", 50, "Validate every N meta-steps.")
 flags.DEFINE_integer("num_validation_problems", 8, "Held-out validation problems (fixed seeds).")
 flags.DEFINE_integer("validation_length", 200, "Inner steps per validation problem.")
 flags.DEFINE_bool("xla", True, "Compile the unrolls with XLA.")
+flags.DEFINE_bool("remat", True, "Recompute each inner step in the backward pass (less memory per inner step).")
 flags.DEFINE_multi_string("hrnn", [], "HRNNConfig overrides, e.g. --hrnn use_attention=True (ablations).")
 flags.DEFINE_bool("distributed", False, "Use MultiWorkerMirroredStrategy (TF_CONFIG must be set).")
 
@@ -74,7 +75,7 @@ def main(argv):
         clip_value=FLAGS.clip_value, first_order=FLAGS.first_order, seed=FLAGS.seed, init_weights=init_weights,
         hrnn=hrnn_config, checkpoint_every=FLAGS.checkpoint_every, validate_every=FLAGS.validate_every,
         num_validation_problems=FLAGS.num_validation_problems, validation_length=FLAGS.validation_length,
-        jit_compile=FLAGS.xla)
+        jit_compile=FLAGS.xla, remat=FLAGS.remat)
     trainer = MetaTrainer(config, FLAGS.output_dir, strategy=strategy)
     result = trainer.run(resume=FLAGS.resume)
     best = os.path.join(FLAGS.output_dir, "weights_best.npz")

@@ -32,12 +32,38 @@ def log_ratio(f, f_init):
     return tf.math.log(f / (f_init + EPS) + EPS)
 
 
+def _rematerialized_step(config: HRNNConfig):
+    """`hrnn.step` whose internals are recomputed in the backward pass (only its inputs are kept per step)."""
+
+    def step(meta, params, grads, state):
+        floats = {k: v for k, v in state.items() if v.dtype.is_floating}
+        structure = (meta, params, grads, floats)
+
+        @tf.recompute_grad
+        def inner(*flat):
+            m, p, g, s = tf.nest.pack_sequence_as(structure, list(flat))
+            new_p, new_s = hrnn.step(m, config, p, g, {**s, "skipped": state["skipped"]})
+            return tf.nest.flatten((new_p, {k: new_s[k] for k in floats}))
+
+        out = inner(*tf.nest.flatten(structure))
+        new_params, new_floats = tf.nest.pack_sequence_as((list(params), floats), out)
+        # The skip counter (an integer, no gradient) is recomputed outside.
+        bad = sum(tf.cast(tf.logical_not(tf.reduce_all(tf.math.is_finite(g))), tf.int32) for g in grads)
+        return new_params, {**new_floats, "skipped": state["skipped"] + bad}
+
+    return step
+
+
 def make_unroll(problem, config: HRNNConfig, meta_vars: dict, max_length: int, first_order: bool = False,
-                jit_compile: bool = False):
+                jit_compile: bool = False, remat: bool = False):
     """Build `unroll(params, state, f_init, start_step, length, seed) -> (loss, grads, params, state, f_last)`.
 
     `grads` is a dict like `meta_vars` (None-free: zeros where a meta-parameter has no influence).
+    `remat=True` recomputes each optimizer step in the backward pass: memory per inner step drops to the step's
+    inputs, for about one extra forward step of compute.
     """
+    step_fn = _rematerialized_step(config) if remat else (
+        lambda meta, params, grads, state: hrnn.step(meta, config, params, grads, state))
     keys = sorted(meta_vars)
     layout = Layout(tuple(tuple(s) for s in problem.param_shapes))
     state_spec = {k: tf.TensorSpec(shape, tf.int32 if k == "skipped" else tf.float32)
@@ -51,7 +77,7 @@ def make_unroll(problem, config: HRNNConfig, meta_vars: dict, max_length: int, f
             _, grads = problem.gradient(params, start_step + t, seed)
             if first_order:
                 grads = [tf.stop_gradient(g) for g in grads]
-            params, state = hrnn.step(meta, config, params, grads, state)
+            params, state = step_fn(meta, params, grads, state)
             total += log_ratio(problem.objective(true_params(config, params, state)), f_init)
             return t + 1, total, params, state
 
