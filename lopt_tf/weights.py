@@ -8,6 +8,7 @@ JSON info (`__info__`, e.g. meta-steps). `load_weights` also reads a SavedModel 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import json
 import os
@@ -19,6 +20,8 @@ from lopt_tf.config import HRNNConfig
 from lopt_tf.hrnn import init_meta_numpy, meta_shapes
 
 FORMAT_VERSION = 1
+# HRNNConfig fields that a user may set independently of the weights (they do not change the learned function).
+RUNTIME_FIELDS = ("init_lr_range",)
 # The set `LearnedOptimizer()` uses. Until meta-trained weights are shipped this is the deterministic
 # initialisation, named honestly "init".
 DEFAULT_WEIGHTS = "init"
@@ -105,7 +108,11 @@ def load_weights(weights: str | os.PathLike | None = DEFAULT_WEIGHTS, config: HR
             f"Unknown weights {weights!r}: not a file or directory, and not a shipped set. "
             f"Shipped sets: {available_weights()}.")
     check_meta(meta, stored, f"weights {weights!r}")
-    if config is not None and config != stored:
+    if config is None:
+        return meta, stored, info
+    # Settings that do not change what the weights mean may differ from the stored ones.
+    runtime = {k: getattr(config, k) for k in RUNTIME_FIELDS}
+    if config != dataclasses.replace(stored, **runtime):
         diff = {k: (v, stored.to_dict()[k]) for k, v in config.to_dict().items() if stored.to_dict()[k] != v}
         raise WeightsError(f"weights {weights!r} were made for another architecture; (requested, stored): {diff}.")
-    return meta, stored, info
+    return meta, config, info

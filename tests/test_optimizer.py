@@ -310,6 +310,15 @@ def test_weights_errors(tmp_path):
         lopt_tf.load_weights(bad)
 
 
+def test_initial_lr_range_may_differ_from_the_stored_config():
+    config = lopt_tf.HRNNConfig(init_lr_range=(1e-4, 1e-4))
+    opt = lopt_tf.LearnedOptimizer(hrnn_config=config)
+    assert opt.hrnn_config.init_lr_range == (1e-4, 1e-4)
+    variable = keras.Variable(np.zeros(5, np.float32))
+    opt.build([variable])
+    np.testing.assert_allclose(opt.state["log_lr"], np.log(1e-4), rtol=1e-6)
+
+
 def test_weights_file_round_trip(tmp_path):
     config = lopt_tf.HRNNConfig(level_sizes=(6, 8))
     meta = {k: v.numpy() + 1.0 for k, v in lopt_tf.init_meta(config).items()}
