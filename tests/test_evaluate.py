@@ -1,0 +1,85 @@
+"""Evaluation: the quick CI run of experiments 1, 2 and 6 writes finite results and resumes from its cache."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from train.evaluation.optimizers import OptimizerSpec
+from train.evaluation.tuning import half_decades, tune
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _finite_numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _finite_numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _finite_numbers(v)
+    elif isinstance(obj, float):
+        yield obj
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluation")
+    cmd = [sys.executable, "-m", "train.evaluate", f"--output_dir={out}", "--quick", "--experiments=1,2,6"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, cmd, time.perf_counter() - start
+
+
+def test_quick_run_writes_every_file_with_finite_numbers(quick_run):
+    out, _, _ = quick_run
+    for name in ("results.md", "results.json", "exp1_meta_distribution.png", "exp2_mnist.png",
+                 "exp6_wall_clock.png"):
+        assert os.path.getsize(out / name) > 0, name
+    with open(out / "results.json") as f:
+        results = json.load(f)["experiments"]
+    assert set(results) == {"1", "2", "6"}
+    assert all(0.0 <= w <= 1.0 for w in results["1"]["wins"].values())
+    for row in results["2"]["rows"]:
+        for key in ("learned", "adam_default", "adam", "rmsprop", "momentum"):
+            assert math.isfinite(row[key]["final_mean"]), (row["problem"], key)
+    assert all(t > 0 and math.isfinite(t) for ts in results["6"]["seconds"].values() for t in ts)
+    assert "| Adam |" in (out / "results.md").read_text()
+
+
+def test_rerun_resumes_from_cached_runs(quick_run):
+    out, cmd, first_seconds = quick_run
+    with open(out / "results.json") as f:
+        before = json.load(f)["experiments"]
+    cmd = [c for c in cmd if not c.startswith("--experiments")] + ["--experiments=1,2"]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, check=True)
+    with open(out / "results.json") as f:
+        after = json.load(f)["experiments"]
+    assert after["1"]["rows"] == before["1"]["rows"] and after["2"]["rows"] == before["2"]["rows"]
+    assert time.perf_counter() - start < 0.5 * first_seconds
+
+
+def test_tuning_extends_the_grid_until_the_best_is_inside():
+    calls = []
+
+    def run(spec: OptimizerSpec):
+        calls.append(spec.learning_rate)
+        loss = (math.log10(spec.learning_rate) - 1.0) ** 2  # best at lr = 10, above the initial grid
+        return {"steps": [0, 1], "losses": [1.0, loss]}
+
+    best, tried = tune("adam", run, half_decades(-3, -1))
+    assert math.isclose(best, 10.0, rel_tol=1e-9)
+    assert max(tried) > best and min(tried) < best
+    assert len(calls) == len(set(calls))  # no run twice
+
+
+def test_half_decade_grid():
+    grid = half_decades(-4, 0)
+    assert len(grid) == 9 and math.isclose(grid[0], 1e-4) and math.isclose(grid[-1], 1.0)
+    assert all(math.isclose(b / a, 10 ** 0.5) for a, b in zip(grid, grid[1:]))
