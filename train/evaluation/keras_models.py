@@ -30,7 +30,7 @@ def _mnist_problem(ctx, arch, activation):
 def _keras_runner(ctx, problem, steps, every, tag):
     def run(spec: OptimizerSpec, seed: int = 0):
         key = {"exp": tag, "problem": problem.name, "steps": steps, "record_every": every, "seed": seed,
-               "spec": spec.__dict__, "data": getattr(ctx, "_mnist", None) and ctx._mnist.source}
+               "spec": spec.key(), "data": getattr(ctx, "_mnist", None) and ctx._mnist.source}
         return ctx.cache.get_or_run(key, lambda: run_keras(problem, spec, steps, seed, every))
     return run
 

@@ -6,6 +6,8 @@ defaults (Adam eps 1e-7, RMSProp rho 0.9, SGD momentum 0.9), so both forms are t
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 
 import keras
 import tensorflow as tf
@@ -16,6 +18,17 @@ from lopt_tf.weights import load_weights
 
 BASELINES = ("adam", "rmsprop", "momentum")
 LABELS = {"adam": "Adam", "rmsprop": "RMSProp", "momentum": "SGD+momentum", "learned": "Learned (HRNN)"}
+
+
+@functools.lru_cache(maxsize=None)
+def weights_digest(weights: str) -> str:
+    """Hash of a weight set's values, so cached runs of a re-shipped set under the same name are not reused."""
+    meta, _, _ = load_weights(weights)
+    h = hashlib.sha1()
+    for k in sorted(meta):
+        h.update(k.encode())
+        h.update(meta[k].tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +44,12 @@ class OptimizerSpec:
     def __post_init__(self):
         if self.kind not in BASELINES + ("learned",):
             raise ValueError(f"unknown optimizer kind {self.kind!r}")
+
+    def key(self) -> dict:
+        """What identifies the run's optimizer (a baseline's key does not mention the learned weights)."""
+        if self.kind == "learned":
+            return {**dataclasses.asdict(self), "weights_digest": weights_digest(self.weights)}
+        return {"kind": self.kind, "learning_rate": self.learning_rate}
 
     @property
     def label(self) -> str:

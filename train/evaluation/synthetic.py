@@ -26,7 +26,7 @@ def held_out_problems(ctx):
 def _runner(ctx, problem, steps, record_every):
     def run(spec: OptimizerSpec, seed: int = 0):
         key = {"exp": "synthetic", "problem": problem.name, "family": problem.family, "steps": steps,
-               "record_every": record_every, "seed": seed, "spec": spec.__dict__}
+               "record_every": record_every, "seed": seed, "spec": spec.key()}
         return ctx.cache.get_or_run(key, lambda: run_synthetic(problem, spec, steps, seed, record_every))
     return run
 
