@@ -96,10 +96,8 @@ def init_meta_numpy(config: HRNNConfig, seed: int = 0) -> dict[str, np.ndarray]:
             v = rng.normal(0.0, c.affine_scale / math.sqrt(shape[0]), shape)
         elif name.endswith("shortcut"):
             v = rng.normal(c.shortcut_init_mean, c.shortcut_init_std, shape)
-        elif name == "readout/lr_kernel":
+        elif name in ("readout/lr_kernel", "readout/lr_bias"):
             v = np.zeros(shape)  # zero_init_lr_weights: the LR starts at its sampled value
-        elif name in ("readout/lr_bias",):
-            v = np.zeros(shape)
         elif name == "readout/scl_decay_bias":
             v = np.full(shape, c.scl_decay_bias_init)
         elif name == "readout/inp_decay_bias":

@@ -15,6 +15,7 @@ import tensorflow as tf
 import lopt_tf
 from lopt_tf import hrnn
 from lopt_tf.weights import load_weights
+from train.unroll import true_params
 
 BASELINES = ("adam", "rmsprop", "momentum")
 LABELS = {"adam": "Adam", "rmsprop": "RMSProp", "momentum": "SGD+momentum", "learned": "Learned (HRNN)"}
@@ -96,9 +97,7 @@ class PureOptimizer:
         kind = self.spec.kind
         if kind == "learned":
             new, state = hrnn.step(self.meta, self.config, params, grads, state, learning_rate=lr)
-            true = new if not self.config.use_attention else lopt_tf.layout.Layout.of(new).unflatten(
-                state["true_param"], new)
-            return new, state, true
+            return new, state, true_params(self.config, new, state)
         if kind == "adam":
             t = state["t"] + 1.0
             m = [0.9 * m + 0.1 * g for m, g in zip(state["m"], grads)]
