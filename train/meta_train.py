@@ -34,7 +34,7 @@ flags.DEFINE_integer("checkpoint_every", 10, "Checkpoint every N meta-steps (and
 flags.DEFINE_integer("validate_every", 50, "Validate every N meta-steps.")
 flags.DEFINE_integer("num_validation_problems", 8, "Held-out validation problems (fixed seeds).")
 flags.DEFINE_integer("validation_length", 200, "Inner steps per validation problem.")
-flags.DEFINE_bool("xla", False, "Compile the unrolls with XLA: ~5x faster inner steps, but ~8 s of compile per "
+flags.DEFINE_bool("xla", False, "Compile the unrolls with XLA: 3-13x faster inner steps, but ~8 s of compile per "
                   "task, and every task's compiled code stays mapped (a long run exhausts memory maps).")
 flags.DEFINE_bool("remat", True, "Recompute each inner step in the backward pass (less memory per inner step).")
 flags.DEFINE_multi_string("hrnn", [], "HRNNConfig overrides, e.g. --hrnn use_attention=True (ablations).")
