@@ -151,3 +151,14 @@ def test_recomputed_steps_give_the_same_meta_gradient():
     for k in meta:
         np.testing.assert_allclose(results[0][1][k], results[1][1][k], rtol=1e-4, atol=1e-8, err_msg=k)
     assert any(np.any(results[1][1][k].numpy() != 0) for k in meta)
+
+
+def test_diverging_task_is_ended_early(tmp_path):
+    # With a multiplier this small every unroll counts as diverged, so every meta-step starts a new task.
+    config = dataclasses.replace(SMALL, meta_steps=3, divergence_multiplier=1e-9, jit_compile=False)
+    trainer = MetaTrainer(config, str(tmp_path), verbose=0)
+    trainer.run()
+    assert int(trainer.ended_tasks.numpy()) == 3 and trainer.next_task == [3]
+    kept = MetaTrainer(dataclasses.replace(config, divergence_multiplier=0.0), str(tmp_path / "kept"), verbose=0)
+    kept.run()
+    assert int(kept.ended_tasks.numpy()) == 0 and kept.next_task == [1]

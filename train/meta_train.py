@@ -27,6 +27,8 @@ flags.DEFINE_integer("problems_per_step", 1, "Task streams whose meta-gradients 
 flags.DEFINE_enum("meta_optimizer", "rmsprop", ["rmsprop", "adam"], "Meta-optimizer.")
 flags.DEFINE_float("meta_learning_rate", 1e-6, "Meta learning rate (original: RMSProp at 1e-6).")
 flags.DEFINE_float("clip_value", 1e4, "Elementwise clip of the meta-gradient.")
+flags.DEFINE_float("divergence_multiplier", 1e3, "End a task once its loss exceeds this multiple of its initial "
+                   "loss (0: only on non-finite values).")
 flags.DEFINE_bool("first_order", False, "Stop gradients through the problem gradients (no second-order terms).")
 flags.DEFINE_integer("seed", 0, "Run seed: every problem, length and initial state derives from it.")
 flags.DEFINE_string("init_weights", "init", "Weight set to start from ('none' for a fresh init of the config).")
@@ -76,7 +78,7 @@ def main(argv):
         clip_value=FLAGS.clip_value, first_order=FLAGS.first_order, seed=FLAGS.seed, init_weights=init_weights,
         hrnn=hrnn_config, checkpoint_every=FLAGS.checkpoint_every, validate_every=FLAGS.validate_every,
         num_validation_problems=FLAGS.num_validation_problems, validation_length=FLAGS.validation_length,
-        jit_compile=FLAGS.xla, remat=FLAGS.remat)
+        jit_compile=FLAGS.xla, remat=FLAGS.remat, divergence_multiplier=FLAGS.divergence_multiplier)
     trainer = MetaTrainer(config, FLAGS.output_dir, strategy=strategy)
     result = trainer.run(resume=FLAGS.resume)
     best = os.path.join(FLAGS.output_dir, "weights_best.npz")

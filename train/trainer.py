@@ -58,6 +58,7 @@ class MetaTrainConfig:
     validation_length: int = 200
     validation_seed: int = 10**6  # held-out seeds start here; training seeds never reach it
     jit_compile: bool = True
+    divergence_multiplier: float = 1e3  # end a task once f > multiplier * f_init (original: off by default)
     remat: bool = True  # recompute each inner step in the backward pass (memory per step ~3.5x lower)
 
     def to_dict(self):
@@ -68,7 +69,8 @@ class MetaTrainConfig:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        d.setdefault("remat", False)  # runs started before the field existed did not recompute
+        d.setdefault("remat", False)  # runs started before these fields existed did not recompute steps,
+        d.setdefault("divergence_multiplier", 0.0)  # nor did they end diverged tasks early
         d["hrnn"] = HRNNConfig.from_dict(d.get("hrnn", {}))
         return cls(**d)
 
@@ -118,9 +120,10 @@ class MetaTrainer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best_validation = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
         self.dropped_streams = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.ended_tasks = tf.Variable(0, dtype=tf.int64, trainable=False)  # tasks ended early by divergence
         self.checkpoint = tf.train.Checkpoint(meta=self.meta_vars, meta_optimizer=self.meta_opt, step=self.step,
                                               best_validation=self.best_validation,
-                                              dropped_streams=self.dropped_streams)
+                                              dropped_streams=self.dropped_streams, ended_tasks=self.ended_tasks)
         os.makedirs(self._worker_dir("checkpoints"), exist_ok=True)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._worker_dir("checkpoints"), max_to_keep=3)
         self.sampler = problems.ProblemSampler.named(config.problem_set)
@@ -213,7 +216,11 @@ class MetaTrainer:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        # Counters added in later versions may be missing from an older checkpoint (they then start at 0);
+        # the meta-parameters and the meta-optimizer must be there.
+        tf.train.Checkpoint(meta=self.meta_vars, meta_optimizer=self.meta_opt, step=self.step).read(
+            latest).assert_existing_objects_matched()
+        self.checkpoint.read(latest).expect_partial()
         self._restore_tasks(self._task_file(int(latest.rsplit("-", 1)[1])))
         return True
 
@@ -252,8 +259,11 @@ class MetaTrainer:
             finite = bool(tf.math.is_finite(f_last)) and all(
                 bool(tf.reduce_all(tf.math.is_finite(p))) for p in params)
             task.params, task.state = params, state
-            if not finite:  # the inner run diverged: end this task, start a new one next step
+            mult = self.config.divergence_multiplier
+            diverged = mult > 0 and finite and float(f_last) > mult * (task.f_init + 1e-6)
+            if not finite or diverged:  # the inner run diverged: end this task, start a new one next step
                 task.unroll = len(task.lengths)
+                self.ended_tasks.assign_add(1)
             losses.append(float(loss))
             families.append(task.problem.family)
             if all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads.values()):
@@ -333,6 +343,7 @@ class MetaTrainer:
                         if math.isfinite(loss):
                             tf.summary.scalar(f"meta_loss_by_family/{fam}", loss)
                     tf.summary.scalar("dropped_streams", int(self.dropped_streams.numpy()))
+                    tf.summary.scalar("tasks_ended_by_divergence", int(self.ended_tasks.numpy()))
                     tf.summary.scalar("inner_steps_per_second", rate)
                     tf.summary.scalar("skipped_meta_gradients", int(self.meta_opt.skipped.numpy()))
                     for task in self.streams:
