@@ -56,8 +56,8 @@ def main():
             r = {name: measure(make, shapes, jit, args.repeats) for name, make in optimizers.items()}
             rows.append((case, n, "XLA" if jit else "graph", r["Adam"], r["LearnedOptimizer"]))
     print(f"cpu cores: {os.cpu_count()}, tensorflow {tf.__version__}, keras {keras.__version__}")
-    header = (f"| case | params | mode | Adam step ms | Learned step ms | step ratio | Adam trace+compile s "
-              f"| Learned trace+compile s | trace ratio |")
+    header = ("| case | params | mode | Adam step ms | Learned step ms | step ratio | Adam trace+compile s "
+              "| Learned trace+compile s | trace ratio |")
     print(header)
     print("|" + "---|" * 9)
     for case, n, mode, (a_first, a_step), (l_first, l_step) in rows:

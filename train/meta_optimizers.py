@@ -10,6 +10,11 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def all_finite(grads: dict) -> bool:
+    """True if no meta-gradient holds a NaN or Inf."""
+    return all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads.values())
+
+
 class MetaOptimizer(tf.Module):
     def __init__(self, meta_vars: dict, kind: str = "rmsprop", learning_rate: float = 1e-6, clip_value: float = 1e4,
                  decay: float = 0.9, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float | None = None):
@@ -28,8 +33,7 @@ class MetaOptimizer(tf.Module):
 
     def apply(self, grads: dict) -> bool:
         """Apply one meta-gradient; returns False (and counts it) if it holds a non-finite value."""
-        finite = all(bool(tf.reduce_all(tf.math.is_finite(grads[k]))) for k in self.keys)
-        if not finite:
+        if not all_finite({k: grads[k] for k in self.keys}):
             self.skipped.assign_add(1)
             return False
         self._apply([grads[k] for k in self.keys])

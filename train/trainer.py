@@ -28,8 +28,8 @@ import problems
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.weights import load_weights, save_weights
-from train.meta_optimizers import MetaOptimizer
-from train.unroll import log_ratio, make_unroll, true_params
+from train.meta_optimizers import MetaOptimizer, all_finite
+from train.unroll import make_unroll
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +129,7 @@ class MetaTrainer:
         self.sampler = problems.ProblemSampler.named(config.problem_set)
         self.streams: list[Task | None] = [None] * config.problems_per_step
         self.next_task = [0] * config.problems_per_step
-        self._unrolls = {}  # problem name+index -> compiled unroll function (one per live task)
+        self._unrolls = {}  # (task index, task seed) -> traced unroll function, for live tasks only
         self._validation = None
         self._stop = False
         self.writer = tf.summary.create_file_writer(self._worker_dir("tensorboard"))
@@ -155,7 +155,7 @@ class MetaTrainer:
         task = Task(index, seed, problem, lengths)
         task.params = problem.init_params(problems.derive_seed(seed, 1))
         meta = {k: tf.convert_to_tensor(v) for k, v in self.meta_vars.items()}
-        task.state = hrnn.init_state(meta, self.hrnn_config, task.params, problems.derive_seed(seed, 2) % 2**31)
+        task.state = hrnn.init_state(meta, self.hrnn_config, task.params, problems.derive_seed(seed, 2))
         task.f_init = float(problem.objective(task.params))
         return task
 
@@ -252,7 +252,7 @@ class MetaTrainer:
             length = task.lengths[task.unroll]
             loss, grads, params, state, f_last = self._unroll_fn(task)(
                 task.params, task.state, tf.constant(task.f_init, tf.float32), tf.constant(task.step, tf.int32),
-                tf.constant(length, tf.int32), tf.constant(task.seed % 2**31, tf.int32))
+                tf.constant(length, tf.int32), tf.constant(task.seed, tf.int32))  # task seeds are < 2**31 - 1
             task.unroll += 1
             task.step += length
             inner_steps += length
@@ -266,7 +266,7 @@ class MetaTrainer:
                 self.ended_tasks.assign_add(1)
             losses.append(float(loss))
             families.append(task.problem.family)
-            if all(bool(tf.reduce_all(tf.math.is_finite(g))) for g in grads.values()):
+            if all_finite(grads):
                 grads_sum = grads if grads_sum is None else {k: grads_sum[k] + grads[k] for k in grads}
                 used += 1
             else:  # this stream's meta-gradient is dropped (and counted); the other streams' still count
