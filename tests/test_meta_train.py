@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import lopt_tf
 from train.meta_optimizers import MetaOptimizer
-from train.trainer import MetaTrainConfig, MetaTrainer
+from train.trainer import MetaTrainConfig, MetaTrainer, clip_by_global_norm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -162,3 +163,47 @@ def test_diverging_task_is_ended_early(tmp_path):
     kept = MetaTrainer(dataclasses.replace(config, divergence_multiplier=0.0), str(tmp_path / "kept"), verbose=0)
     kept.run()
     assert int(kept.ended_tasks.numpy()) == 0 and kept.next_task == [1]
+
+
+def test_clip_by_global_norm_scales_only_large_meta_gradients():
+    grads = {"a": tf.constant([3.0, 0.0]), "b": tf.constant([[4.0]])}
+    clipped, norm = clip_by_global_norm(grads, 1.0)
+    assert norm == pytest.approx(5.0)
+    np.testing.assert_allclose(clipped["a"].numpy(), [0.6, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(clipped["b"].numpy(), [[0.8]], rtol=1e-6)
+    assert clip_by_global_norm(grads, 10.0)[0] is grads and clip_by_global_norm(grads, 0.0)[0] is grads
+
+
+def test_stream_clip_norm_bounds_each_meta_update(tmp_path, monkeypatch):
+    # An exploding meta-gradient (1e12) from one stream: clipped to norm 1e-3 it moves Adam's second moment by
+    # at most (1e-3)^2 * (1 - beta_2), so the next ordinary meta-gradient still moves the meta-parameters.
+    config = dataclasses.replace(SMALL, meta_steps=1, jit_compile=False, stream_clip_norm=1e-3)
+    trainer = MetaTrainer(config, str(tmp_path), verbose=0)
+    original = trainer._unroll_fn
+
+    def exploding(task):
+        fn = original(task)
+
+        def unroll(*args):
+            loss, grads, *rest = fn(*args)
+            return (loss, {k: v * 0 + 1e12 for k, v in grads.items()}, *rest)
+        return unroll
+
+    monkeypatch.setattr(trainer, "_unroll_fn", exploding)
+    out = trainer.meta_step()
+    assert out["grad_norms"][0] > 1e12
+    total = sum(float(tf.reduce_sum(tf.square(v))) for v in trainer.meta_opt.ms.values())
+    assert total <= (1e-3) ** 2 * 1e-3 * 1.0001
+    assert config == MetaTrainConfig.from_dict({**config.to_dict()})
+    assert MetaTrainConfig.from_dict({k: v for k, v in config.to_dict().items()
+                                      if k != "stream_clip_norm"}).stream_clip_norm == 0.0
+
+
+def test_scan_init_matches_a_fresh_trainer_and_ranks_step_offsets(tmp_path):
+    from train.scan_init import scan
+
+    results = scan({"stepsize_offset_init": [-1.0, 3.0]}, "quadratic", 2, 30, str(tmp_path / "scan"))
+    fresh = MetaTrainer(MetaTrainConfig(problem_set="quadratic", num_validation_problems=2, validation_length=30,
+                                        init_weights=None), str(tmp_path / "fresh"), verbose=0)
+    assert results[0][1] == pytest.approx(fresh.validate(), abs=1e-6)
+    assert results[1][1] < results[0][1] - 0.05  # the default step offset barely moves in 30 steps

@@ -27,6 +27,8 @@ flags.DEFINE_integer("problems_per_step", 1, "Task streams whose meta-gradients 
 flags.DEFINE_enum("meta_optimizer", "rmsprop", ["rmsprop", "adam"], "Meta-optimizer.")
 flags.DEFINE_float("meta_learning_rate", 1e-6, "Meta learning rate (original: RMSProp at 1e-6).")
 flags.DEFINE_float("clip_value", 1e4, "Elementwise clip of the meta-gradient.")
+flags.DEFINE_float("stream_clip_norm", 0.0, "Scale each stream's meta-gradient down to this global norm before "
+                   "averaging (0: off); keeps rare exploding meta-gradients out of Adam's second moment.")
 flags.DEFINE_float("divergence_multiplier", 1e3, "End a task once its loss exceeds this multiple of its initial "
                    "loss (0: only on non-finite values).")
 flags.DEFINE_bool("first_order", False, "Stop gradients through the problem gradients (no second-order terms).")
@@ -78,7 +80,8 @@ def main(argv):
         clip_value=FLAGS.clip_value, first_order=FLAGS.first_order, seed=FLAGS.seed, init_weights=init_weights,
         hrnn=hrnn_config, checkpoint_every=FLAGS.checkpoint_every, validate_every=FLAGS.validate_every,
         num_validation_problems=FLAGS.num_validation_problems, validation_length=FLAGS.validation_length,
-        jit_compile=FLAGS.xla, remat=FLAGS.remat, divergence_multiplier=FLAGS.divergence_multiplier)
+        jit_compile=FLAGS.xla, remat=FLAGS.remat, divergence_multiplier=FLAGS.divergence_multiplier,
+        stream_clip_norm=FLAGS.stream_clip_norm)
     trainer = MetaTrainer(config, FLAGS.output_dir, strategy=strategy)
     result = trainer.run(resume=FLAGS.resume)
     best = os.path.join(FLAGS.output_dir, "weights_best.npz")
