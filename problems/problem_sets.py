@@ -5,7 +5,8 @@ paper states; its weights are the original spec counts, so sampling a family by 
 matches the original "uniform over list entries" distribution. Differences from the original, on purpose:
 softmax regressions include k > 2 classes, noise of wrapped/summed sub-problems is kept, and a small
 "slow_oscillating" family is added. The opt-in "with_mlp" set adds the MLP groups; "original" is the 18 original
-groups (MLPs included, 2-class softmax only, no slow/oscillating).
+groups (MLPs included, 2-class softmax only, no slow/oscillating). "with_nn" (the shipped weights' set) is
+"with_mlp" plus MLPs whose fan-ins (100..400) are those of real networks.
 
 To extend, add a `Family(name, weight, factory)` where `factory(seed) -> Problem` (see `pick_spec`).
 """
@@ -91,6 +92,12 @@ MLP = (
     (9, (32,), 128), (7, (32, 64), 16),
 )
 SPARSE_MLP = MLP[:3]
+# Neural-network-sized fan-ins (100..400, k up to 10, relu/sigmoid/tanh, batch 64) on random-teacher data: the
+# step scale that suits a 1,000-input layer is far smaller than for the small problems above.
+WIDE_MLP = (
+    (100, (32,), 2, "relu"), (200, (32,), 10, "relu"), (400, (16,), 10, "relu"), (200, (32, 32), 10, "sigmoid"),
+    (400, (32,), 2, "sigmoid"), (100, (64,), 10, "tanh"),
+)
 
 
 # --- builders -----------------------------------------------------------------------------------------------------
@@ -126,6 +133,11 @@ def build_mlp(d, hidden, batch, seed) -> Problem:
     return MLPClassifier(x, y, 2, batch, hidden=hidden, activation="sigmoid")
 
 
+def build_wide_mlp(d, hidden, k, activation, seed) -> Problem:
+    x, y = random_mlp_data(d, 1000, seed, n_classes=k)
+    return MLPClassifier(x, y, k, 64, hidden=hidden, activation=activation)
+
+
 def build_rescale(kind, n, power, scale, seed) -> Problem:
     inner = Norm.random(n, power, seed) if kind == "norm" else Quadratic.random(n, seed)
     return Rescale(inner, scale)
@@ -136,7 +148,7 @@ def build_slow_oscillating(kind, base, size, amount, seed) -> Problem:
     return Slow(inner, amount) if kind == "slow" else Oscillating(inner, amplitude=amount, wavelength=0.5)
 
 
-def _families(softmax_specs, with_mlp: bool, extras: bool) -> tuple[Family, ...]:
+def _families(softmax_specs, with_mlp: bool, extras: bool, wide_mlp: bool = False) -> tuple[Family, ...]:
     families = [
         Family("quadratic", 4, pick_spec(QUADRATIC_NOISY, lambda n, s, seed: _noisy(Quadratic.random(n, seed), s))),
         Family("quadratic_large", 3, pick_spec(QUADRATIC_LARGE, lambda n, seed: Quadratic.random(n, seed))),
@@ -164,6 +176,8 @@ def _families(softmax_specs, with_mlp: bool, extras: bool) -> tuple[Family, ...]
             Family("mlp", 12, pick_spec(MLP, build_mlp)),
             Family("sparse_mlp", 3, pick_spec(SPARSE_MLP, lambda *a: Sparse(build_mlp(*a), 0.99))),
         ]
+    if wide_mlp:
+        families.append(Family("wide_mlp", 12, pick_spec(WIDE_MLP, build_wide_mlp)))
     return tuple(families)
 
 
@@ -171,6 +185,8 @@ PROBLEM_SETS: dict[str, tuple[Family, ...]] = {
     "default": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=False, extras=True),
     "with_mlp": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=True, extras=True),
     "original": _families(SOFTMAX_ORIGINAL, with_mlp=True, extras=False),
+    # The shipped weights' set: "with_mlp" plus MLPs with neural-network fan-ins (see WIDE_MLP).
+    "with_nn": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=True, extras=True, wide_mlp=True),
 }
 # CPU-friendly subset for smoke tests: the default set without the 784..2048 quadratics.
 PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name != "quadratic_large")

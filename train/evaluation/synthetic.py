@@ -18,9 +18,21 @@ HELD_OUT_SEED = 2_000_000  # meta-training draws task seeds by hashing; validati
 
 
 def held_out_problems(ctx):
+    """The first `count` distinct problems drawn from seeds 2,000,000, 2,000,001, ...
+
+    Distinct by name: a repeated draw would count twice in the win fraction, and the run cache is keyed by name.
+    """
     problem_set = ctx.size("no_large", "default")
     count = ctx.size(4, 40)
-    return [problems.sample(HELD_OUT_SEED + i, problem_set) for i in range(count)]
+    items, names = [], set()
+    for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + 100 * count):
+        problem = problems.sample(seed, problem_set)
+        if problem.name not in names:
+            names.add(problem.name)
+            items.append(problem)
+            if len(items) == count:
+                return items
+    raise ValueError(f"problem set {problem_set!r} gave fewer than {count} distinct problems")
 
 
 def _runner(ctx, problem, steps, record_every):
