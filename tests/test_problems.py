@@ -14,7 +14,7 @@ from problems import (
 )
 from problems.datasets import make_classification, random_mlp_data
 
-ALL = ProblemSampler.named("with_mlp")
+ALL = ProblemSampler.named("with_nn")  # every family
 FAMILIES = ALL.names
 
 
@@ -34,6 +34,9 @@ def _finite(tensors):
 def test_family_lists():
     assert "mlp" not in problems.families() and "sparse_mlp" not in problems.families()  # no NNs by default
     assert {"mlp", "sparse_mlp"} <= set(problems.families("with_mlp"))
+    assert set(problems.families("with_nn")) == set(problems.families("with_mlp")) | {"wide_mlp"}
+    wide = [ALL.build("wide_mlp", seed) for seed in range(20)]
+    assert min(p.param_shapes[0][0] for p in wide) >= 100 and {p.num_classes for p in wide} == {2, 10}
     expected = {"quadratic", "quadratic_large", "bowl", "bowl_noisy", "softmax_regression", "softmax_regression_noisy",
                 "test_function", "test_function_noisy", "matmul", "log_objective", "rescale", "norm", "norm_noisy",
                 "sum", "sum_noisy", "sparse", "slow_oscillating"}
@@ -348,7 +351,7 @@ def test_sampler_reaches_every_family_with_its_weight():
 
 def test_every_spec_of_every_family_is_reachable_and_valid():
     """Many instances of every family (all specs, with high probability) are non-negative and finite at init."""
-    sampler = ProblemSampler.named("with_mlp")
+    sampler = ProblemSampler.named("with_nn")
     for family in sampler.families:
         if family.name == "quadratic_large":
             continue
