@@ -22,6 +22,10 @@ from lopt_tf.hrnn import init_meta_numpy, meta_shapes
 FORMAT_VERSION = 1
 # HRNNConfig fields that a user may set independently of the weights (they do not change the learned function).
 RUNTIME_FIELDS = ("init_lr_range",)
+# Read only by `init_meta_numpy`: weights made from another initialisation still mean the same thing.
+INIT_FIELDS = ("gru_scale", "gru_gate_bias_init", "affine_scale", "readout_scale", "inp_decay_bias_init",
+               "scl_decay_bias_init", "lr_momentum_logit_init", "stepsize_offset_init", "shortcut_init_mean",
+               "shortcut_init_std")
 # The set `LearnedOptimizer()` uses. Until meta-trained weights are shipped this is the deterministic
 # initialisation, named honestly "init".
 DEFAULT_WEIGHTS = "init"
@@ -88,7 +92,8 @@ def load_weights(weights: str | os.PathLike | None = DEFAULT_WEIGHTS, config: HR
     """Return (meta, config, info) for a shipped name, an `.npz` path or a SavedModel directory.
 
     `weights=None` gives the deterministic initialisation for `config` (default config if None).
-    If `config` is given it must equal the one stored with the weights.
+    If `config` is given it must equal the one stored with the weights, except for `RUNTIME_FIELDS` (taken from
+    `config`) and `INIT_FIELDS` (kept from the stored config: they only say how the weights started).
     """
     if weights is None:
         config = config or HRNNConfig()
@@ -112,7 +117,9 @@ def load_weights(weights: str | os.PathLike | None = DEFAULT_WEIGHTS, config: HR
         return meta, stored, info
     # Settings that do not change what the weights mean may differ from the stored ones.
     runtime = {k: getattr(config, k) for k in RUNTIME_FIELDS}
-    if config != dataclasses.replace(stored, **runtime):
-        diff = {k: (v, stored.to_dict()[k]) for k, v in config.to_dict().items() if stored.to_dict()[k] != v}
+    merged = dataclasses.replace(stored, **runtime)
+    if dataclasses.replace(config, **{k: getattr(stored, k) for k in INIT_FIELDS}) != merged:
+        diff = {k: (v, stored.to_dict()[k]) for k, v in config.to_dict().items()
+                if stored.to_dict()[k] != v and k not in INIT_FIELDS}
         raise WeightsError(f"weights {weights!r} were made for another architecture; (requested, stored): {diff}.")
-    return meta, config, info
+    return meta, merged, info

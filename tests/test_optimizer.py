@@ -1,5 +1,6 @@
 """LearnedOptimizer as a Keras optimizer: parity with `hrnn.step`, fit, XLA, distribution, saving, edge cases."""
 
+import dataclasses
 import os
 
 import keras
@@ -8,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import lopt_tf
+from lopt_tf.hrnn import init_meta_numpy
 from lopt_tf import hrnn
 
 
@@ -328,3 +330,16 @@ def test_weights_file_round_trip(tmp_path):
     assert opt.hrnn_config == config and opt.weights_info == {"meta_steps": 3}
     assert all(np.array_equal(opt.meta_parameters[k], meta[k]) for k in meta)
     assert not os.path.exists(path + ".tmp.npz")
+
+
+def test_initialisation_fields_do_not_block_loading(tmp_path):
+    # Weights that started from another step offset mean the same architecture: a default config loads them
+    # (the stored initialisation fields are kept), while a changed architecture is still refused.
+    started = dataclasses.replace(lopt_tf.HRNNConfig(), stepsize_offset_init=4.0, gru_scale=0.3)
+    path = str(tmp_path / "w.npz")
+    lopt_tf.save_weights(path, init_meta_numpy(started), started)
+    meta, config, _ = lopt_tf.load_weights(path, lopt_tf.HRNNConfig(init_lr_range=(1e-3, 1e-3)))
+    assert config.stepsize_offset_init == 4.0 and config.init_lr_range == (1e-3, 1e-3)
+    assert float(meta["stepsize_offset"]) == 4.0
+    with pytest.raises(lopt_tf.WeightsError, match="num_gradient_scales"):
+        lopt_tf.load_weights(path, lopt_tf.HRNNConfig(num_gradient_scales=3))
