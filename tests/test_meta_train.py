@@ -207,3 +207,22 @@ def test_scan_init_matches_a_fresh_trainer_and_ranks_step_offsets(tmp_path):
                                         init_weights=None), str(tmp_path / "fresh"), verbose=0)
     assert results[0][1] == pytest.approx(fresh.validate(), abs=1e-6)
     assert results[1][1] < results[0][1] - 0.05  # the default step offset barely moves in 30 steps
+
+
+def test_select_weights_scores_like_validation_and_restores_the_trainer(tmp_path):
+    from train.select_weights import score
+
+    trainer = MetaTrainer(dataclasses.replace(SMALL, meta_steps=3, jit_compile=False), str(tmp_path), verbose=0)
+    trainer.run()
+    before = {k: v.numpy() for k, v in trainer.meta_vars.items()}
+    latest = str(tmp_path / "weights_latest.npz")
+    scores = score(["init", latest], "quadratic", 3, 40)
+    assert scores[1] == pytest.approx(trainer.validate(), abs=1e-6)
+    assert scores[0] == pytest.approx(trainer.validate_meta(lopt_tf.load_weights("init")[0]), abs=1e-6)
+    for k, v in trainer.meta_vars.items():
+        np.testing.assert_array_equal(v.numpy(), before[k])
+    with pytest.raises(lopt_tf.WeightsError, match="another architecture"):
+        other = str(tmp_path / "other.npz")
+        config = lopt_tf.HRNNConfig(num_gradient_scales=3)
+        lopt_tf.save_weights(other, lopt_tf.hrnn.init_meta_numpy(config), config)
+        score(["init", other], "quadratic", 3, 40)

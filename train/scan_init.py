@@ -14,11 +14,15 @@ import json
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("grid", [], "field=v1,v2,... (HRNNConfig initialisation fields); the product is scanned.")
-flags.DEFINE_string("problem_set", "default", "Problem set the validation problems come from.")
-flags.DEFINE_integer("num_validation_problems", 48, "Held-out validation problems (seeds from 1,000,000).")
-flags.DEFINE_integer("validation_length", 200, "Inner steps per validation problem.")
-flags.DEFINE_string("output", "", "CSV file for the results (optional).")
+
+
+def define_flags():
+    """Command-line flags (defined only when run as a program, so importing this module defines none)."""
+    flags.DEFINE_multi_string("grid", [], "field=v1,v2,... (HRNNConfig initialisation fields); the product is scanned.")
+    flags.DEFINE_string("problem_set", "default", "Problem set the validation problems come from.")
+    flags.DEFINE_integer("num_validation_problems", 48, "Held-out validation problems (seeds from 1,000,000).")
+    flags.DEFINE_integer("validation_length", 200, "Inner steps per validation problem.")
+    flags.DEFINE_string("output", "", "CSV file for the results (optional).")
 
 
 def scan(grid: dict, problem_set="default", num_validation_problems=48, validation_length=200, output_dir=None):
@@ -36,10 +40,8 @@ def scan(grid: dict, problem_set="default", num_validation_problems=48, validati
     results = []
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))
-        hrnn_config = dataclasses.replace(HRNNConfig(), **overrides)
-        for k, v in init_meta_numpy(hrnn_config).items():  # init-only fields: same shapes, other values
-            trainer.meta_vars[k].assign(v)
-        results.append((overrides, trainer.validate()))
+        hrnn_config = dataclasses.replace(HRNNConfig(), **overrides)  # init-only fields: same shapes
+        results.append((overrides, trainer.validate_meta(init_meta_numpy(hrnn_config))))
         print(json.dumps(overrides), f"{results[-1][1]:.4f}", flush=True)
     return results
 
@@ -61,4 +63,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

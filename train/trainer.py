@@ -323,6 +323,17 @@ class MetaTrainer:
             values.append(float(loss) if math.isfinite(float(loss)) else 10.0)  # a diverged run scores badly
         return float(np.mean(values))
 
+    def validate_meta(self, meta: dict) -> float:
+        """`validate()` for other meta-parameter values (same architecture); the trainer's own are restored."""
+        saved = {k: v.numpy() for k, v in self.meta_vars.items()}
+        try:
+            for k, v in meta.items():
+                self.meta_vars[k].assign(v)
+            return self.validate()
+        finally:
+            for k, v in saved.items():
+                self.meta_vars[k].assign(v)
+
     # -- the loop ---------------------------------------------------------------------------------------------
     def _request_stop(self, signum, frame):  # noqa: ARG002
         self._stop = True

@@ -1,0 +1,66 @@
+"""Pick the weight set with the best validation meta-loss on held-out problem seeds, at a chosen horizon.
+
+    python -m train.select_weights --weights a.npz,b.npz,... --problem_set with_nn --length 2000 \\
+        --num_problems 48 --copy_best lopt_tf/weights/new.npz
+
+Meta-training validates every few steps on short unrolls (200 steps) to keep the run fast; the shipped
+weights are chosen among saved snapshots by this longer validation, since the evaluation runs 1,000-10,000
+steps. Problems come from seeds 1,000,000 + i (the validation range; meta-training tasks never use it, the
+evaluation's test problems start at 2,000,000). Prints one line per weight set and a table in `--output`.
+"""
+
+import json
+import shutil
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Command-line flags (defined only when run as a program, so importing this module defines none)."""
+    flags.DEFINE_list("weights", [], "Weight sets (names or .npz paths) of one architecture.")
+    flags.DEFINE_string("problem_set", "with_nn", "Problem set of the held-out validation problems.")
+    flags.DEFINE_integer("num_problems", 48, "Held-out validation problems.")
+    flags.DEFINE_integer("length", 2000, "Inner steps per problem.")
+    flags.DEFINE_string("output", "", "Markdown table of the scores (optional).")
+    flags.DEFINE_string("copy_best", "", "Copy the best .npz here (optional).")
+
+
+def score(weights: list, problem_set: str, num_problems: int, length: int) -> list[float]:
+    """Validation meta-loss (mean log loss ratio over the run, lower is better) of each weight set."""
+    import tempfile
+
+    from lopt_tf.weights import load_weights
+    from train.trainer import MetaTrainConfig, MetaTrainer
+
+    config = MetaTrainConfig(problem_set=problem_set, num_validation_problems=num_problems,
+                             validation_length=length, init_weights=None, hrnn=load_weights(weights[0])[1])
+    trainer = MetaTrainer(config, tempfile.mkdtemp(prefix="select_weights_"), verbose=0)
+    loaded = [load_weights(w, trainer.hrnn_config)[0] for w in weights]  # checks: one architecture
+    scores = []
+    for name, meta in zip(weights, loaded):
+        scores.append(trainer.validate_meta(meta))
+        print(name, f"{scores[-1]:.4f}", flush=True)
+    return scores
+
+
+def main(argv):
+    del argv
+    scores = score(FLAGS.weights, FLAGS.problem_set, FLAGS.num_problems, FLAGS.length)
+    best = min(range(len(scores)), key=scores.__getitem__)
+    print("best:", FLAGS.weights[best], f"{scores[best]:.4f}")
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            f.write(f"Validation meta-loss, {FLAGS.num_problems} held-out `{FLAGS.problem_set}` problems, "
+                    f"{FLAGS.length} steps (lower is better)\n\n| weights | score |\n|---|---|\n")
+            f.writelines(f"| {w}{' (best)' if i == best else ''} | {s:.4f} |\n"
+                         for i, (w, s) in enumerate(zip(FLAGS.weights, scores)))
+    if FLAGS.copy_best:
+        shutil.copyfile(FLAGS.weights[best], FLAGS.copy_best)
+        print("copied to", FLAGS.copy_best, json.dumps({"score": scores[best]}))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
