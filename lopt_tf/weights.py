@@ -26,9 +26,9 @@ RUNTIME_FIELDS = ("init_lr_range",)
 INIT_FIELDS = ("gru_scale", "gru_gate_bias_init", "affine_scale", "readout_scale", "inp_decay_bias_init",
                "scl_decay_bias_init", "lr_momentum_logit_init", "stepsize_offset_init", "shortcut_init_mean",
                "shortcut_init_std")
-# The set `LearnedOptimizer()` uses. Until meta-trained weights are shipped this is the deterministic
-# initialisation, named honestly "init".
-DEFAULT_WEIGHTS = "init"
+# The set `LearnedOptimizer()` uses: meta-trained (see weights/TRAINING.md). The untrained initialisation stays
+# available as "init".
+DEFAULT_WEIGHTS = "hrnn_v3"
 
 
 class WeightsError(ValueError):

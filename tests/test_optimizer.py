@@ -343,3 +343,15 @@ def test_initialisation_fields_do_not_block_loading(tmp_path):
     assert float(meta["stepsize_offset"]) == 4.0
     with pytest.raises(lopt_tf.WeightsError, match="num_gradient_scales"):
         lopt_tf.load_weights(path, lopt_tf.HRNNConfig(num_gradient_scales=3))
+
+
+def test_default_weights_are_meta_trained_and_init_stays_available():
+    assert {"init", lopt_tf.DEFAULT_WEIGHTS} <= set(lopt_tf.available_weights())
+    assert lopt_tf.DEFAULT_WEIGHTS != "init"
+    meta, config, info = lopt_tf.load_weights()
+    assert info["meta_steps"] > 0
+    init_meta, init_config, _ = lopt_tf.load_weights("init")
+    same_architecture = {f: getattr(init_config, f) for f in lopt_tf.weights.INIT_FIELDS}
+    assert dataclasses.replace(config, **same_architecture) == init_config
+    assert any(not np.array_equal(meta[k], init_meta[k]) for k in meta)
+    assert lopt_tf.LearnedOptimizer().get_config()["weights"] == lopt_tf.DEFAULT_WEIGHTS
