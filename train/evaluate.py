@@ -17,11 +17,16 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "evaluation_results", "Where figures, results.md and results.json go.")
-flags.DEFINE_bool("quick", False, "Small sizes that run in minutes (used by CI).")
-flags.DEFINE_list("experiments", ["1", "2", "3", "4", "5", "6", "7", "8"], "Which experiments to run.")
-flags.DEFINE_string("weights", None, "Weight set of the learned optimizer (default: lopt_tf.DEFAULT_WEIGHTS).")
-flags.DEFINE_list("ablation_weights", [], "Experiment 5: name=path pairs, one weight set per ablation.")
+
+
+def define_flags():
+    """Command-line flags (defined only when run as a program, so importing this module defines none)."""
+    flags.DEFINE_string("output_dir", "evaluation_results", "Where figures, results.md and results.json go.")
+    flags.DEFINE_bool("quick", False, "Small sizes that run in minutes (used by CI).")
+    flags.DEFINE_list("experiments", ["1", "2", "3", "4", "5", "6", "7", "8"], "Which experiments to run.")
+    flags.DEFINE_string("weights", None, "Weight set of the learned optimizer (default: lopt_tf.DEFAULT_WEIGHTS).")
+    flags.DEFINE_list("ablation_weights", [], "Experiment 5: name=path pairs, one weight set per ablation.")
+
 
 TITLES = {"1": "Meta-training distribution, held-out problems (Fig. 3)", "2": "MNIST MLP and ConvNet (Fig. 4a)",
           "3": "Large architectures, small-resolution ImageNet pipeline (Fig. 4b)",
@@ -91,4 +96,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
