@@ -38,14 +38,24 @@ def make_classification(
 
 def random_mlp_data(
     n_features: int, n_samples: int, seed: int, n_classes: int = 2, depth: int = 6, width: int = 20,
+    inputs: str = "gaussian",
 ) -> tuple[np.ndarray, np.ndarray]:
     """x ~ N(0, 1); labels from a random ReLU MLP (`depth` layers of `width`), as the original `random_mlp`.
 
     With 2 classes the label is "first output > 0" (the original rule); with k > 2 it is the argmax of k outputs.
+    `inputs="image"` draws image-like inputs instead: non-negative and sparse (each entry 0 with probability
+    0.8, else uniform in [0, 1]), uncentred like raw pixel intensities; the teacher sees them centred.
     """
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_samples, n_features))
-    h, fan_in = x, n_features
+    if inputs == "gaussian":
+        x = rng.standard_normal((n_samples, n_features))
+        teacher_x = x
+    elif inputs == "image":
+        x = rng.uniform(0.0, 1.0, (n_samples, n_features)) * (rng.uniform(size=(n_samples, n_features)) < 0.2)
+        teacher_x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    else:
+        raise ValueError(f"inputs must be 'gaussian' or 'image', not {inputs!r}")
+    h, fan_in = teacher_x, n_features
     for _ in range(depth):
         h = np.maximum(h @ (rng.standard_normal((fan_in, width)) / np.sqrt(fan_in)), 0.0)
         fan_in = width

@@ -14,7 +14,7 @@ from problems import (
 )
 from problems.datasets import make_classification, random_mlp_data
 
-ALL = ProblemSampler.named("with_nn")  # every family
+ALL = ProblemSampler.named("with_nn_data")  # every family
 FAMILIES = ALL.names
 
 
@@ -37,6 +37,10 @@ def test_family_lists():
     assert set(problems.families("with_nn")) == set(problems.families("with_mlp")) | {"wide_mlp"}
     wide = [ALL.build("wide_mlp", seed) for seed in range(20)]
     assert min(p.param_shapes[0][0] for p in wide) >= 100 and {p.num_classes for p in wide} == {2, 10}
+    assert set(problems.families("with_nn_data")) == set(problems.families("with_nn")) | {"wide_mlp_large_data"}
+    large = [ALL.build("wide_mlp_large_data", seed) for seed in range(12)]
+    assert {p.x.shape[0] for p in large} == {10000} and max(p.param_shapes[0][0] for p in large) == 784
+    assert {bool((p.x >= 0).all()) for p in large} == {True, False}  # image-like and gaussian inputs
     expected = {"quadratic", "quadratic_large", "bowl", "bowl_noisy", "softmax_regression", "softmax_regression_noisy",
                 "test_function", "test_function_noisy", "matmul", "log_objective", "rescale", "norm", "norm_noisy",
                 "sum", "sum_noisy", "sparse", "slow_oscillating"}
@@ -247,6 +251,15 @@ def test_random_mlp_data_has_both_classes():
     np.testing.assert_array_equal(y, y2)
 
 
+def test_random_mlp_data_image_like_inputs():
+    x, y = random_mlp_data(300, 2000, seed=4, n_classes=10, inputs="image")
+    assert x.min() == 0.0 and x.max() <= 1.0
+    assert (x > 0).mean() == pytest.approx(0.2, abs=0.01)  # sparse, like MNIST's ~19% lit pixels
+    assert len(np.unique(y)) >= 3  # a random teacher favours some classes
+    with pytest.raises(ValueError, match="inputs"):
+        random_mlp_data(3, 10, seed=0, inputs="uniform")
+
+
 # --- transforms -----------------------------------------------------------------------------------------------------
 def test_noisy_gradient_statistics_and_clean_objective():
     inner = Quadratic.random(200, 0)
@@ -351,7 +364,7 @@ def test_sampler_reaches_every_family_with_its_weight():
 
 def test_every_spec_of_every_family_is_reachable_and_valid():
     """Many instances of every family (all specs, with high probability) are non-negative and finite at init."""
-    sampler = ProblemSampler.named("with_nn")
+    sampler = ProblemSampler.named("with_nn_data")
     for family in sampler.families:
         if family.name == "quadratic_large":
             continue
