@@ -28,7 +28,7 @@ INIT_FIELDS = ("gru_scale", "gru_gate_bias_init", "affine_scale", "readout_scale
                "shortcut_init_std")
 # The set `LearnedOptimizer()` uses: meta-trained (see weights/TRAINING.md). The untrained initialisation stays
 # available as "init".
-DEFAULT_WEIGHTS = "hrnn_v3"
+DEFAULT_WEIGHTS = "hrnn_v4"
 
 
 class WeightsError(ValueError):
