@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 import lopt_tf
-from lopt_tf.hrnn import init_meta_numpy
 from lopt_tf import hrnn
 
 
@@ -337,7 +336,7 @@ def test_initialisation_fields_do_not_block_loading(tmp_path):
     # (the stored initialisation fields are kept), while a changed architecture is still refused.
     started = dataclasses.replace(lopt_tf.HRNNConfig(), stepsize_offset_init=4.0, gru_scale=0.3)
     path = str(tmp_path / "w.npz")
-    lopt_tf.save_weights(path, init_meta_numpy(started), started)
+    lopt_tf.save_weights(path, hrnn.init_meta_numpy(started), started)
     meta, config, _ = lopt_tf.load_weights(path, lopt_tf.HRNNConfig(init_lr_range=(1e-3, 1e-3)))
     assert config.stepsize_offset_init == 4.0 and config.init_lr_range == (1e-3, 1e-3)
     assert float(meta["stepsize_offset"]) == 4.0

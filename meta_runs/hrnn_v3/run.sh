@@ -1,16 +1,7 @@
 #!/bin/bash
 # hrnn_v3: continues hrnn_v2's meta-parameters (step 1168, copied to start_hrnn_v2_step1168.npz) on the
-# "with_nn" problem set (adds small and NN-fan-in MLPs), validated on held-out seeds of the same set. XLA, the
-# process recycled every 15 minutes (SIGTERM -> checkpoint, then --resume). From the repository root:
+# "with_nn" problem set (adds small and NN-fan-in MLPs), validated on held-out seeds of the same set; the recipe
+# of meta_runs/recycle.sh. From the repository root:
 #   nohup bash meta_runs/hrnn_v3/run.sh > /tmp/hrnn_v3.log 2>&1 &        (touch meta_runs/hrnn_v3/STOP to end)
-while true; do
-  timeout -s TERM 900 nice -n 10 python -m train.meta_train --output_dir meta_runs/hrnn_v3 --problem_set with_nn \
-    --init_weights meta_runs/hrnn_v3/start_hrnn_v2_step1168.npz \
-    --meta_steps 100000 --min_length 50 --length_scale 100 --max_length 400 --min_unrolls 1 --unrolls_scale 20 \
-    --problems_per_step 4 --meta_optimizer adam --meta_learning_rate 1e-3 --stream_clip_norm 1 \
-    --checkpoint_every 25 --validate_every 50 --num_validation_problems 48 --validation_length 200 \
-    --xla --resume
-  rc=$?
-  if [ $rc -ne 124 ] && [ $rc -ne 0 ] && [ $rc -ne 143 ]; then echo "meta_train exited with $rc"; sleep 5; fi
-  [ -f meta_runs/hrnn_v3/STOP ] && break
-done
+exec bash meta_runs/recycle.sh meta_runs/hrnn_v3 --problem_set with_nn \
+  --init_weights meta_runs/hrnn_v3/start_hrnn_v2_step1168.npz
