@@ -92,7 +92,8 @@ class MLPClassifier(_Classifier):
     @property
     def name(self) -> str:
         widths = "x".join(str(h) for h in self.hidden)
-        return f"mlp_d{self.x.shape[1]}_h{widths}_k{self.num_classes}_{self.activation}_b{self.batch_size}"
+        decay = "" if self.weight_decay == 1e-3 else f"_wd{self.weight_decay:g}"  # 1e-3: every original name
+        return f"mlp_d{self.x.shape[1]}_h{widths}_k{self.num_classes}_{self.activation}_b{self.batch_size}{decay}"
 
     @property
     def param_shapes(self):

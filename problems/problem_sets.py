@@ -142,9 +142,9 @@ def build_mlp(d, hidden, batch, seed) -> Problem:
     return MLPClassifier(x, y, 2, batch, hidden=hidden, activation="sigmoid")
 
 
-def build_wide_mlp(d, hidden, k, activation, seed, inputs="gaussian", n_samples=1000) -> Problem:
+def build_wide_mlp(d, hidden, k, activation, seed, inputs="gaussian", n_samples=1000, weight_decay=1e-3) -> Problem:
     x, y = random_mlp_data(d, n_samples, seed, n_classes=k, inputs=inputs)
-    return MLPClassifier(x, y, k, 64, hidden=hidden, activation=activation)
+    return MLPClassifier(x, y, k, 64, hidden=hidden, activation=activation, weight_decay=weight_decay)
 
 
 def build_rescale(kind, n, power, scale, seed) -> Problem:
@@ -158,7 +158,7 @@ def build_slow_oscillating(kind, base, size, amount, seed) -> Problem:
 
 
 def _families(softmax_specs, with_mlp: bool, extras: bool, wide_mlp: bool = False,
-              large_data: bool = False) -> tuple[Family, ...]:
+              large_data: bool = False, no_decay: bool = False) -> tuple[Family, ...]:
     families = [
         Family("quadratic", 4, pick_spec(QUADRATIC_NOISY, lambda n, s, seed: _noisy(Quadratic.random(n, seed), s))),
         Family("quadratic_large", 3, pick_spec(QUADRATIC_LARGE, lambda n, seed: Quadratic.random(n, seed))),
@@ -192,6 +192,17 @@ def _families(softmax_specs, with_mlp: bool, extras: bool, wide_mlp: bool = Fals
         families.append(Family("wide_mlp_large_data", 12, pick_spec(
             WIDE_MLP_LARGE_DATA, lambda d, hidden, k, act, inputs, seed: build_wide_mlp(
                 d, hidden, k, act, seed, inputs=inputs, n_samples=10000))))
+    if no_decay:
+        # Both wide families again without the 1e-3 weight decay: like Keras models, whose loss (and gradient) can
+        # go to ~0. Weights meta-trained only with decay stall there (measured: hrnn_v4 on a no-decay MLP 784-64-10,
+        # 10,000 image-like examples, flat at 0.866 from step 500 to 10,000; Adam 1e-3 reaches 0.00027; with the
+        # decay both reach ~0.13). The same collapse to a flat loss is what hrnn_v4 shows on MNIST.
+        families += [
+            Family("wide_mlp_no_decay", 12, pick_spec(WIDE_MLP, functools.partial(build_wide_mlp, weight_decay=0.0))),
+            Family("wide_mlp_large_data_no_decay", 12, pick_spec(
+                WIDE_MLP_LARGE_DATA, lambda d, hidden, k, act, inputs, seed: build_wide_mlp(
+                    d, hidden, k, act, seed, inputs=inputs, n_samples=10000, weight_decay=0.0))),
+        ]
     return tuple(families)
 
 
@@ -204,6 +215,9 @@ PROBLEM_SETS: dict[str, tuple[Family, ...]] = {
     # "with_nn" plus the same MLPs on 10,000 examples (see WIDE_MLP_LARGE_DATA).
     "with_nn_data": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=True, extras=True, wide_mlp=True,
                               large_data=True),
+    # "with_nn_data" plus both wide MLP families without weight decay.
+    "with_nn_no_decay": _families(SOFTMAX_ORIGINAL + SOFTMAX_K_CLASS, with_mlp=True, extras=True, wide_mlp=True,
+                                  large_data=True, no_decay=True),
 }
 # CPU-friendly subset for smoke tests: the default set without the 784..2048 quadratics.
 PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name != "quadratic_large")

@@ -14,7 +14,7 @@ from problems import (
 )
 from problems.datasets import make_classification, random_mlp_data
 
-ALL = ProblemSampler.named("with_nn_data")  # every family
+ALL = ProblemSampler.named("with_nn_no_decay")  # every family
 FAMILIES = ALL.names
 
 
@@ -41,6 +41,16 @@ def test_family_lists():
     large = [ALL.build("wide_mlp_large_data", seed) for seed in range(12)]
     assert {p.x.shape[0] for p in large} == {10000} and max(p.param_shapes[0][0] for p in large) == 784
     assert {bool((p.x >= 0).all()) for p in large} == {True, False}  # image-like and gaussian inputs
+    assert set(problems.families("with_nn_no_decay")) == set(problems.families("with_nn_data")) | {
+        "wide_mlp_no_decay", "wide_mlp_large_data_no_decay"}
+    for family, n in (("wide_mlp_no_decay", 1000), ("wide_mlp_large_data_no_decay", 10000)):
+        p = ALL.build(family, 3)
+        assert p.weight_decay == 0.0 and p.x.shape[0] == n and p.name.endswith("_wd0")
+        params = p.init_params(0)
+        logits = p.logits(params, tf.constant(p.x))
+        cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=p.y, logits=logits))
+        assert float(p.objective(params)) == pytest.approx(float(cross_entropy), rel=1e-6)  # no decay term
+        assert not large[0].name.endswith("_wd0") and large[0].weight_decay == 1e-3
     expected = {"quadratic", "quadratic_large", "bowl", "bowl_noisy", "softmax_regression", "softmax_regression_noisy",
                 "test_function", "test_function_noisy", "matmul", "log_objective", "rescale", "norm", "norm_noisy",
                 "sum", "sum_noisy", "sparse", "slow_oscillating"}
@@ -364,7 +374,7 @@ def test_sampler_reaches_every_family_with_its_weight():
 
 def test_every_spec_of_every_family_is_reachable_and_valid():
     """Many instances of every family (all specs, with high probability) are non-negative and finite at init."""
-    sampler = ProblemSampler.named("with_nn_data")
+    sampler = ProblemSampler.named("with_nn_no_decay")
     for family in sampler.families:
         if family.name == "quadratic_large":
             continue
