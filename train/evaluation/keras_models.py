@@ -61,7 +61,7 @@ def mnist_curves(ctx) -> dict:
     for r in rows:
         best = min(r[k]["final_mean"] for k in BASELINES)
         learned = r["learned"]["final_mean"]
-        cells = [f"{r[k]['final_mean']:.4f}" + (f" ± {r[k]['final_std']:.4f}" if not ctx.quick else "")
+        cells = [f"{r[k]['final_mean']:.3g}" + (f" ± {r[k]['final_std']:.2g}" if not ctx.quick else "")
                  + (f" (lr {r[k]['lr']:.2g})" if k in BASELINES else "") for k in keys]
         table += (f"| {r['problem']} | " + " | ".join(cells)
                   + f" | {'yes' if learned <= r['adam_default']['final_mean'] else 'no'}"
