@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -91,6 +92,27 @@ def imagenet_dataset(split: str, batch_size: int, image_size: int = 224, trainin
         ds = ds.map(lambda image, label: (preprocess_eval(image, image_size), label),
                     num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+@contextlib.contextmanager
+def mock_imagenet(num_examples: int, num_classes: int = 1000, height: int = 80, width: int = 96, seed: int = 0):
+    """Within this block tfds's `imagenet2012` yields MOCK data (ImageNet cannot be downloaded here): random uint8
+    images of height x width and labels uniform in [0, num_classes).
+
+    tfds's automatic mock (`tfds.testing.mock_data(num_examples=n)`) draws labels from all 1,000 classes, so the
+    few-class filter keeps about 1 % of its examples; this mock gives every example a label the filter keeps.
+    """
+    import tensorflow_datasets as tfds
+
+    def as_dataset(self, *args, **kwargs):
+        rng = np.random.default_rng(seed)
+        return tf.data.Dataset.from_tensor_slices({
+            "image": rng.integers(0, 256, (num_examples, height, width, 3), dtype=np.uint8),
+            "label": rng.integers(0, num_classes, num_examples).astype(np.int64),
+            "file_name": tf.constant([f"mock_{i}.JPEG" for i in range(num_examples)])})
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        yield
 
 
 def build_inception_v3(num_classes: int = 1000, image_size: int = 299) -> keras.Model:

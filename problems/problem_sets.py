@@ -221,6 +221,8 @@ PROBLEM_SETS: dict[str, tuple[Family, ...]] = {
 }
 # CPU-friendly subset for smoke tests: the default set without the 784..2048 quadratics.
 PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name != "quadratic_large")
+# Only the no-decay MLP families: a long-horizon validation set for weights meant for real networks.
+PROBLEM_SETS["nn_no_decay"] = tuple(f for f in PROBLEM_SETS["with_nn_no_decay"] if f.name.endswith("_no_decay"))
 
 
 @dataclasses.dataclass(frozen=True)

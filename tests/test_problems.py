@@ -43,6 +43,7 @@ def test_family_lists():
     assert {bool((p.x >= 0).all()) for p in large} == {True, False}  # image-like and gaussian inputs
     assert set(problems.families("with_nn_no_decay")) == set(problems.families("with_nn_data")) | {
         "wide_mlp_no_decay", "wide_mlp_large_data_no_decay"}
+    assert set(problems.families("nn_no_decay")) == {"wide_mlp_no_decay", "wide_mlp_large_data_no_decay"}
     for family, n in (("wide_mlp_no_decay", 1000), ("wide_mlp_large_data_no_decay", 10000)):
         p = ALL.build(family, 3)
         assert p.weight_decay == 0.0 and p.x.shape[0] == n and p.name.endswith("_wd0")

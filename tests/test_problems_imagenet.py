@@ -66,6 +66,19 @@ def test_small_imagenet_problem_on_mock_data_matches_fit():
     np.testing.assert_allclose(history.history["loss"][0], float(problem.objective(params)), rtol=1e-4)
 
 
+def test_few_class_variant_gets_every_mock_example():
+    """tfds's automatic mock labels come from 1,000 classes: the 10-class filter leaves no full batch of 32 from
+    256 examples (experiment 3 failed so). `mock_imagenet` labels every example among the kept classes."""
+    with tfds.testing.mock_data(num_examples=256):
+        with pytest.raises(ValueError, match="no examples"):
+            imagenet.small_imagenet_problem("resnet50_v2", image_size=16, num_classes=10, num_examples=64)
+    with imagenet.mock_imagenet(num_examples=256, num_classes=10):
+        x, y = imagenet.dataset_to_arrays(imagenet.imagenet_dataset(
+            "train", batch_size=32, image_size=16, training=True, num_classes=10), 256)
+    assert x.shape == (256, 16, 16, 3) and -1.0 <= x.min() < 0.0 < x.max() <= 1.0
+    assert set(np.unique(y)) == set(range(10))
+
+
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError):
         imagenet.imagenet_problem("vgg", np.zeros((2, 32, 32, 3), np.float32), np.zeros(2), 10, 2)

@@ -72,10 +72,9 @@ def mnist_curves(ctx) -> dict:
 
 def large_architectures(ctx) -> dict:
     """Experiment 3: InceptionV3 / ResNet50V2 on the ImageNet pipeline at small resolution. Without the real
-    ImageNet files (not downloadable here) the pipeline runs on tfds's mock data (random images), which tests
+    ImageNet files (not downloadable here) the pipeline runs on tfds's mock data (`imagenet.mock_imagenet`: random
+    images and random labels among the 10 classes), which tests
     stability, not accuracy; baselines run at their usual default learning rates (tuning is too costly here)."""
-    import tensorflow_datasets as tfds
-
     from problems import imagenet
 
     steps, every = ctx.size(20, 1000), ctx.size(10, 100)
@@ -83,7 +82,7 @@ def large_architectures(ctx) -> dict:
              OptimizerSpec("rmsprop", learning_rate=1e-3), OptimizerSpec("momentum", learning_rate=1e-2)]
     rows = []
     for arch in ("resnet50_v2", "inception_v3"):
-        with tfds.testing.mock_data(num_examples=256):
+        with imagenet.mock_imagenet(num_examples=256, num_classes=10):
             problem = imagenet.small_imagenet_problem(arch, image_size=64, num_classes=10, num_examples=256,
                                                       batch_size=32)
         run = _keras_runner(ctx, problem, steps, every, "imagenet_small_mock")
