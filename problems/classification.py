@@ -15,6 +15,7 @@ import tensorflow as tf
 from problems.base import Problem, split_key, stateless_normal
 
 _BATCH_SALT = 101
+DEFAULT_WEIGHT_DECAY = 1e-3  # the original's; problem names leave it out, so every original name is unchanged
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -25,7 +26,7 @@ class _Classifier(Problem):
     y: np.ndarray
     num_classes: int
     batch_size: int
-    weight_decay: float = dataclasses.field(default=1e-3, kw_only=True)
+    weight_decay: float = dataclasses.field(default=DEFAULT_WEIGHT_DECAY, kw_only=True)
     single_logit_loss: bool = dataclasses.field(default=False, kw_only=True)
 
     def __post_init__(self):
@@ -92,7 +93,7 @@ class MLPClassifier(_Classifier):
     @property
     def name(self) -> str:
         widths = "x".join(str(h) for h in self.hidden)
-        decay = "" if self.weight_decay == 1e-3 else f"_wd{self.weight_decay:g}"  # 1e-3: every original name
+        decay = "" if self.weight_decay == DEFAULT_WEIGHT_DECAY else f"_wd{self.weight_decay:g}"
         return f"mlp_d{self.x.shape[1]}_h{widths}_k{self.num_classes}_{self.activation}_b{self.batch_size}{decay}"
 
     @property

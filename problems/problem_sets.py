@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from problems.base import Problem, derive_seed
-from problems.classification import MLPClassifier, SoftmaxRegression
+from problems.classification import DEFAULT_WEIGHT_DECAY, MLPClassifier, SoftmaxRegression
 from problems.datasets import make_classification, random_mlp_data
 from problems.functions2d import FUNCTIONS, Function2D
 from problems.matmul import MatMulAlgorithm
@@ -142,9 +142,14 @@ def build_mlp(d, hidden, batch, seed) -> Problem:
     return MLPClassifier(x, y, 2, batch, hidden=hidden, activation="sigmoid")
 
 
-def build_wide_mlp(d, hidden, k, activation, seed, inputs="gaussian", n_samples=1000, weight_decay=1e-3) -> Problem:
+def build_wide_mlp(d, hidden, k, activation, seed, inputs="gaussian", n_samples=1000,
+                   weight_decay=DEFAULT_WEIGHT_DECAY) -> Problem:
     x, y = random_mlp_data(d, n_samples, seed, n_classes=k, inputs=inputs)
     return MLPClassifier(x, y, k, 64, hidden=hidden, activation=activation, weight_decay=weight_decay)
+
+
+def build_wide_mlp_large_data(d, hidden, k, activation, inputs, seed, weight_decay=DEFAULT_WEIGHT_DECAY) -> Problem:
+    return build_wide_mlp(d, hidden, k, activation, seed, inputs=inputs, n_samples=10000, weight_decay=weight_decay)
 
 
 def build_rescale(kind, n, power, scale, seed) -> Problem:
@@ -189,9 +194,7 @@ def _families(softmax_specs, with_mlp: bool, extras: bool, wide_mlp: bool = Fals
     if wide_mlp:
         families.append(Family("wide_mlp", 12, pick_spec(WIDE_MLP, build_wide_mlp)))
     if large_data:
-        families.append(Family("wide_mlp_large_data", 12, pick_spec(
-            WIDE_MLP_LARGE_DATA, lambda d, hidden, k, act, inputs, seed: build_wide_mlp(
-                d, hidden, k, act, seed, inputs=inputs, n_samples=10000))))
+        families.append(Family("wide_mlp_large_data", 12, pick_spec(WIDE_MLP_LARGE_DATA, build_wide_mlp_large_data)))
     if no_decay:
         # Both wide families again without the 1e-3 weight decay: like Keras models, whose loss (and gradient) can
         # go to ~0. Weights meta-trained only with decay stall there (measured: hrnn_v4 on a no-decay MLP 784-64-10,
@@ -200,8 +203,7 @@ def _families(softmax_specs, with_mlp: bool, extras: bool, wide_mlp: bool = Fals
         families += [
             Family("wide_mlp_no_decay", 12, pick_spec(WIDE_MLP, functools.partial(build_wide_mlp, weight_decay=0.0))),
             Family("wide_mlp_large_data_no_decay", 12, pick_spec(
-                WIDE_MLP_LARGE_DATA, lambda d, hidden, k, act, inputs, seed: build_wide_mlp(
-                    d, hidden, k, act, seed, inputs=inputs, n_samples=10000, weight_decay=0.0))),
+                WIDE_MLP_LARGE_DATA, functools.partial(build_wide_mlp_large_data, weight_decay=0.0))),
         ]
     return tuple(families)
 

@@ -51,7 +51,7 @@ def test_family_lists():
         logits = p.logits(params, tf.constant(p.x))
         cross_entropy = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=p.y, logits=logits))
         assert float(p.objective(params)) == pytest.approx(float(cross_entropy), rel=1e-6)  # no decay term
-        assert not large[0].name.endswith("_wd0") and large[0].weight_decay == 1e-3
+    assert not large[0].name.endswith("_wd0") and large[0].weight_decay == 1e-3
     expected = {"quadratic", "quadratic_large", "bowl", "bowl_noisy", "softmax_regression", "softmax_regression_noisy",
                 "test_function", "test_function_noisy", "matmul", "log_objective", "rescale", "norm", "norm_noisy",
                 "sum", "sum_noisy", "sparse", "slow_oscillating"}

@@ -73,8 +73,8 @@ def mnist_curves(ctx) -> dict:
 def large_architectures(ctx) -> dict:
     """Experiment 3: InceptionV3 / ResNet50V2 on the ImageNet pipeline at small resolution. Without the real
     ImageNet files (not downloadable here) the pipeline runs on tfds's mock data (`imagenet.mock_imagenet`: random
-    images and random labels among the 10 classes), which tests
-    stability, not accuracy; baselines run at their usual default learning rates (tuning is too costly here)."""
+    images and random labels among the 10 classes), which tests stability, not accuracy; baselines run at their
+    usual default learning rates (tuning is too costly here)."""
     from problems import imagenet
 
     steps, every = ctx.size(20, 1000), ctx.size(10, 100)
