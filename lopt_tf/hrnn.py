@@ -215,8 +215,8 @@ def _straight_through_clip(x, bound: float):
     return x + tf.stop_gradient(tf.clip_by_value(x, -bound, bound) - x)
 
 
-def _features(config: HRNNConfig, seg: Segments, m, ms, log_lr):
-    """The per-parameter RNN input (§2.2): [P, config.num_features]."""
+def _features(config: HRNNConfig, m, ms, log_lr, lr_mean):
+    """The per-parameter RNN input (§2.2): [P, config.num_features]. `lr_mean`: [P] mean log LR to compare to."""
     feats = [m]
     if config.use_grad_products and config.num_gradient_scales > 1:
         feats.append(m[:, :-1] * m[:, 1:])
@@ -224,9 +224,7 @@ def _features(config: HRNNConfig, seg: Segments, m, ms, log_lr):
         log_ms = tf.math.log(ms + _TINY)
         feats.append(log_ms - tf.reduce_mean(log_ms, 1, keepdims=True))
     if config.use_relative_lr:
-        mean = tf.reduce_mean(log_lr) if config.use_problem_lr_mean else tf.reshape(
-            seg.broadcast(seg.mean(log_lr[:, None])), [-1])
-        feats.append((log_lr - mean)[:, None])
+        feats.append((log_lr - lr_mean)[:, None])
     if config.use_extreme_indicator:
         feats.append((tf.nn.relu(log_lr) - tf.nn.relu(math.log(1e-6) - log_lr))[:, None])
     if config.use_lr_shortcut:
@@ -234,13 +232,93 @@ def _features(config: HRNNConfig, seg: Segments, m, ms, log_lr):
     return tf.concat(feats, 1)
 
 
-def _unit_rms(seg: Segments, d):
-    """Normalise a [P] direction to unit RMS over each tensor (dynamic output scaling)."""
-    ms = seg.mean(tf.square(d)[:, None])
-    return d * tf.reshape(seg.broadcast(tf.math.rsqrt(ms + _TINY)), [-1])
+def _gather(v, ids):
+    """[T, ...] -> [P, ...] by segment id; with ids None (one tensor) the [1, ...] value broadcasts.
+
+    Padding elements of a chunk (id -1) read tensor 0; their values are discarded."""
+    return v if ids is None else tf.gather(v, tf.maximum(ids, 0))
 
 
-def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, active=None):
+def _segment_sum(x, ids, num_segments: int):
+    """[P, ...] -> [num_segments, ...] sums (ids None: one tensor, [1, ...]); id -1 (padding) is dropped."""
+    return tf.reduce_sum(x, 0, keepdims=True) if ids is None else tf.math.unsorted_segment_sum(x, ids, num_segments)
+
+
+def _per_parameter(meta, config: HRNNConfig, g, ok, old, ids, num_segments: int, bias0_t, lr_mean_t):
+    """Everything of one step that is per parameter, on a slice of the flat buffer.
+
+    `g`: [p] gradients (zero where not `ok`); `ok`: [p] bool, False where the tensor keeps its state this
+    step; `old`: the slice of the per-parameter state; `ids`: [p] tensor ids (None: one tensor);
+    `bias0_t`: [T, 3*n0] top-down bias of the level-0 GRU per tensor; `lr_mean_t`: [T] mean log LR for
+    the relative-LR feature. Returns `(out, sums)`: `out` holds [p] slices (the new per-parameter state, the
+    raw directions and the LR readout), `sums` the per-tensor sums the tensor-level math needs (the level-1
+    GRU input, the squared directions of the dynamic output scaling). `step` calls it on the whole buffer or,
+    to bound memory, chunk by chunk; the math is the same.
+    """
+    kk = config.num_gradient_scales
+    # §2.1 gradient history at multiple timescales, dynamic input scaling.
+    gamma = _sqrt_chain(old["inp_decay"][:, None], kk)
+    accum = (1.0 - gamma) * g[:, None] + gamma * old["accum"]
+    beta = old["scl_decay"][:, None]
+    if config.use_multiple_scale_decays:
+        beta = _sqrt_chain(beta, kk)
+    ms = (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * old["ms"]
+    m = _asinh(accum * tf.math.rsqrt(ms + _TINY)) if config.dynamic_input_scaling else accum
+    log_lr = old.get("log_lr")
+    x = _features(config, m, ms, log_lr, None if lr_mean_t is None else _gather(lr_mean_t, ids))
+
+    # §1.4 level 0 (per parameter), top-down biases from the previous tensor and global states.
+    h0 = _bias_gru(meta, "l0", x, old["h0"], None if bias0_t is None else _gather(bias0_t, ids))
+    out, sums = {"h0": h0, "accum": accum, "ms": ms}, {}
+    if len(config.level_sizes) >= 2:  # the level-1 input: mean of [new level-0 state, features] per tensor
+        sums["level1_input"] = _segment_sum(tf.concat([h0, x], 1), ids, num_segments)
+
+    # §2.3 readouts from the new level-0 state.
+    def readout(kernel):
+        return tf.linalg.matvec(h0, kernel)
+
+    directions = ["direction"] + (["attn_direction"] if config.use_attention else [])
+    for name in directions:
+        d = readout(meta[f"readout/{name}"])
+        if config.use_gradient_shortcut:
+            d += tf.linalg.matvec(m, meta[f"readout/{name.replace('direction', 'shortcut')}"])
+        out[name] = d
+        if config.dynamic_output_scale:
+            sums[f"{name}_sq"] = _segment_sum(tf.square(d)[:, None], ids, num_segments)
+    if config.learnable_decay:
+        out["scl_decay"] = tf.sigmoid(readout(meta["readout/scl_decay_kernel"]) + meta["readout/scl_decay_bias"])
+        out["inp_decay"] = tf.sigmoid(readout(meta["readout/inp_decay_kernel"]) + meta["readout/inp_decay_bias"])
+    else:
+        out["scl_decay"] = tf.fill(tf.shape(g), tf.constant(0.93, g.dtype))
+        out["inp_decay"] = tf.fill(tf.shape(g), tf.constant(0.89, g.dtype))
+    out["lr_out"] = readout(meta["readout/lr_kernel"]) + meta["readout/lr_bias"]
+    for key in ("h0", "accum", "ms", "scl_decay", "inp_decay"):  # tensors without a usable gradient keep theirs
+        out[key] = tf.where(ok if out[key].shape.rank == 1 else ok[:, None], out[key], old[key])
+    return out, sums
+
+
+def _chunked(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
+    """Run `fn(per_param_slice, ids_slice, num_segments)` over consecutive chunks of `chunk_size` parameters.
+
+    Each chunk's slices are taken only after the previous chunk's results exist (control dependencies), so a
+    graph runs the chunks one after the other and only one chunk's temporaries are alive at a time (eager
+    execution is sequential anyway). Returns `fn`'s `(out, sums)` for the whole buffer: `out` concatenated,
+    `sums` added over the chunks.
+    """
+    p = int(next(iter(per_param.values())).shape[0])
+    outs, sums, previous = [], None, []
+    for start in range(0, p, chunk_size):
+        with tf.control_dependencies(previous):
+            part = {k: v[start:start + chunk_size] for k, v in per_param.items()}
+            part_ids = None if ids is None else ids[start:start + chunk_size]
+        out, part_sums = fn(part, part_ids, num_segments)
+        previous = tf.nest.flatten((out, part_sums))
+        outs.append(out)
+        sums = part_sums if sums is None else {k: sums[k] + v for k, v in part_sums.items()}
+    return {k: tf.concat([o[k] for o in outs], 0) for k in outs[0]}, sums
+
+
+def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, active=None, chunk_size=None):
     """One optimizer step on a list of parameter tensors.
 
     Args:
@@ -253,6 +331,10 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
       learning_rate: multiplies the learned step size (1.0 = the learned step).
       active: optional list of T Python bools; False marks a tensor that got no gradient this step: its
         parameters and state are left as they are (it is not counted as skipped).
+      chunk_size: optional int. With more parameters than this, the per-parameter math (the level-0 GRU and
+        its ~30 floats of temporaries per parameter) runs over chunks of this many parameters one after the
+        other, so its memory is bounded by the chunk instead of the model. Same math; per-tensor sums are
+        added chunk by chunk, so results agree to float32 rounding.
 
     Returns:
       (new_params, new_state). Tensors whose gradient holds a NaN/Inf keep their parameters and state and are
@@ -262,7 +344,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     seg = Segments(layout)
     dtype = state["ms"].dtype
     meta = {k: tf.cast(v, dtype) for k, v in meta.items()}
-    n, kk = config.level_sizes, config.num_gradient_scales
+    n = config.level_sizes
     lr_mult = tf.cast(learning_rate, dtype)
 
     # Which tensors are updated: they have a gradient and it is finite everywhere.
@@ -276,84 +358,77 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     g = tf.where(ok, g, tf.zeros_like(g))
     theta = layout.flatten(params, dtype)
 
-    # §2.1 gradient history at multiple timescales, dynamic input scaling.
-    gamma = _sqrt_chain(state["inp_decay"][:, None], kk)
-    accum = (1.0 - gamma) * g[:, None] + gamma * state["accum"]
-    beta = state["scl_decay"][:, None]
-    if config.use_multiple_scale_decays:
-        beta = _sqrt_chain(beta, kk)
-    ms = (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * state["ms"]
-    m = _asinh(accum * tf.math.rsqrt(ms + _TINY)) if config.dynamic_input_scaling else accum
+    # Per-tensor inputs of the per-parameter math: top-down biases of level 0 (from the previous tensor and
+    # global states, §1.4) and the mean log LR of the relative-LR feature (§2.2).
     log_lr = state.get("log_lr")
-    x = _features(config, seg, m, ms, log_lr)
-
-    # §1.4 level 0 (per parameter), top-down biases from the previous tensor and global states.
     h1_prev, h2_prev = state.get("h1"), state.get("h2")
-    bias0 = None
+    bias0_t = lr_mean_t = None
     if len(n) >= 2:
-        bias0 = tf.matmul(h1_prev, meta["l0/from_tensor/kernel"]) + meta["l0/from_tensor/bias"]
+        bias0_t = tf.matmul(h1_prev, meta["l0/from_tensor/kernel"]) + meta["l0/from_tensor/bias"]
         if len(n) == 3:
-            bias0 += tf.matmul(h2_prev[None], meta["l0/from_global/kernel"]) + meta["l0/from_global/bias"]
-        bias0 = seg.broadcast(bias0)
-    h0 = _bias_gru(meta, "l0", x, state["h0"], bias0)
-    new_state = {"h0": h0, "accum": accum, "ms": ms}
+            bias0_t += tf.matmul(h2_prev[None], meta["l0/from_global/kernel"]) + meta["l0/from_global/bias"]
+    num_segments = layout.num_tensors if seg.ids is not None else 1
+    if config.use_relative_lr:
+        lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr)) if config.use_problem_lr_mean
+                     else seg.mean(log_lr[:, None])[:, 0])
+
+    old = {k: state[k] for k in PER_PARAMETER_KEYS if k in state and k != "true_param"}
+
+    def per_parameter(old_slice, ids, segments):
+        g_slice, ok_slice = old_slice.pop("g"), old_slice.pop("ok")
+        return _per_parameter(meta, config, g_slice, ok_slice, old_slice, ids, segments, bias0_t, lr_mean_t)
+
+    p = layout.num_params
+    if chunk_size and p is not None and p > chunk_size:
+        out, sums = _chunked(per_parameter, {**old, "g": g, "ok": ok}, seg.ids, num_segments, int(chunk_size))
+    else:
+        out, sums = per_parameter({**old, "g": g, "ok": ok}, seg.ids, num_segments)
+    new_state = {k: out[k] for k in ("h0", "accum", "ms", "scl_decay", "inp_decay")}
+
+    def counts():
+        return tf.reshape(tf.cast(tf.shape(g)[0] if seg.ids is None else seg.counts, dtype), [-1, 1])
 
     # Level 1 (per tensor): mean of [new level-0 state, features]; level 2 (global): mean of tensor states.
     if len(n) >= 2:
         bias1 = None
         if len(n) == 3:
             bias1 = tf.matmul(h2_prev[None], meta["l1/from_global/kernel"]) + meta["l1/from_global/bias"]
-        h1 = _bias_gru(meta, "l1", seg.mean(tf.concat([h0, x], 1)), h1_prev, bias1)
+        h1 = _bias_gru(meta, "l1", sums["level1_input"] / counts(), h1_prev, bias1)
         h1 = tf.where(tensor_ok[:, None], h1, h1_prev)
         new_state["h1"] = h1
         if len(n) == 3:
             g_in = tf.reduce_mean(h1, 0, keepdims=True) if config.global_input == "mean" else h1[-1:]
             new_state["h2"] = _bias_gru(meta, "l2", g_in, h2_prev[None])[0]
 
-    # §2.3 readouts from the new level-0 state.
-    def readout(kernel):
-        return tf.linalg.matvec(h0, kernel)
-
-    d = readout(meta["readout/direction"])
-    if config.use_gradient_shortcut:
-        d += tf.linalg.matvec(m, meta["readout/shortcut"])
-    if config.learnable_decay:
-        new_state["scl_decay"] = tf.sigmoid(readout(meta["readout/scl_decay_kernel"]) + meta["readout/scl_decay_bias"])
-        new_state["inp_decay"] = tf.sigmoid(readout(meta["readout/inp_decay_kernel"]) + meta["readout/inp_decay_bias"])
-    else:
-        new_state["scl_decay"] = tf.fill(tf.shape(g), tf.constant(0.93, dtype))
-        new_state["inp_decay"] = tf.fill(tf.shape(g), tf.constant(0.89, dtype))
-    lr_out = readout(meta["readout/lr_kernel"]) + meta["readout/lr_bias"]
+    def unit_rms(name):
+        """The direction normalised to unit RMS over each tensor (dynamic output scaling)."""
+        scale = tf.math.rsqrt(sums[f"{name}_sq"] / counts() + _TINY)
+        return out[name] * tf.reshape(_gather(scale, seg.ids), [-1])
 
     # §2.4 step size, LR momentum, the update.
+    d = out["direction"]
     if config.dynamic_output_scale:
-        d = _unit_rms(seg, d)
-        clipped = _straight_through_clip(log_lr + lr_out, config.max_log_lr)
+        d = unit_rms("direction")
+        clipped = _straight_through_clip(log_lr + out["lr_out"], config.max_log_lr)
         keep = tf.sigmoid(meta["lr_momentum_logit"])
         new_state["log_lr"] = keep * log_lr + (1.0 - keep) * clipped
         step_size = lr_mult * tf.exp(clipped + meta["stepsize_offset"])
         look_size = lr_mult * tf.exp(clipped)
     else:
-        step_size = look_size = lr_mult * 2.0 * tf.sigmoid(lr_out)
+        step_size = look_size = lr_mult * 2.0 * tf.sigmoid(out["lr_out"])
 
     if config.use_attention:
         phi = state["true_param"]
-        d_att = readout(meta["readout/attn_direction"])
-        if config.use_gradient_shortcut:
-            d_att += tf.linalg.matvec(m, meta["readout/attn_shortcut"])
-        if config.dynamic_output_scale:
-            d_att = _unit_rms(seg, d_att)
+        d_att = unit_rms("attn_direction") if config.dynamic_output_scale else out["attn_direction"]
         new_state["true_param"] = phi - step_size * d
         new_theta = phi - look_size * d_att
     else:
         new_theta = theta - step_size * d
 
-    # Leave tensors without a usable gradient untouched.
-    for key in PER_PARAMETER_KEYS:
+    # Leave tensors without a usable gradient untouched (the per-parameter state is already masked).
+    for key in ("log_lr", "true_param"):
         if key in new_state:
-            old = state[key]
-            mask = ok if old.shape.rank == 1 else ok[:, None]
-            new_state[key] = tf.where(mask, new_state[key], old)
+            new_state[key] = tf.where(ok, new_state[key], state[key])
     new_theta = tf.where(ok, new_theta, theta)
     new_state["skipped"] = state["skipped"] + tf.reduce_sum(tf.cast(tf.logical_and(has_grad, bad), tf.int32))
     return layout.unflatten(new_theta, params), new_state

@@ -20,6 +20,9 @@ from lopt_tf.layout import Layout
 from lopt_tf.weights import DEFAULT_WEIGHTS, load_weights
 
 
+DEFAULT_CHUNK_SIZE = 1 << 20  # parameters per chunk of the per-parameter RNN (about 0.6 GB of temporaries)
+
+
 def _var_name(key: str) -> str:
     return key.replace("/", "__")  # Keras variable names may not contain "/"
 
@@ -46,6 +49,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       hrnn_config: `HRNNConfig` (or its dict). Default: the one stored with the weights; if given it must
         match them.
       seed: seed of the initial per-parameter learning rates (stateless, so replicas agree).
+      chunk_size: models with more parameters than this run the per-parameter RNN over chunks of this many
+        parameters one after the other, which bounds the step's temporary memory (about 30 floats per
+        parameter at once otherwise); None or 0 never chunks. Same update up to float32 rounding.
       name, **kwargs: as for every Keras optimizer (`clipnorm`, `global_clipnorm`, `weight_decay`, `use_ema`,
         `loss_scale_factor`, ...).
 
@@ -62,7 +68,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     """
 
     def __init__(self, learning_rate=1.0, weights=DEFAULT_WEIGHTS, hrnn_config=None, seed=0,
-                 name="learned_optimizer", **kwargs):
+                 chunk_size=DEFAULT_CHUNK_SIZE, name="learned_optimizer", **kwargs):
         if isinstance(learning_rate, (int, float)):
             learning_rate = float(learning_rate)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -73,6 +79,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         self.weights_name = None if weights is None else os.fspath(weights)
         self.weights_info = info
         self.seed = int(seed)
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                       or chunk_size < 0):
+            raise ValueError(f"chunk_size must be a non-negative integer or None, got {chunk_size!r}.")
+        self.chunk_size = int(chunk_size) if chunk_size else None
         self._meta_vars = {
             k: self.add_variable(v.shape, initializer=lambda shape, dtype, v=v: tf.constant(v, dtype),
                                  dtype="float32", name=f"meta__{_var_name(k)}")
@@ -126,7 +136,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             values = [tf.convert_to_tensor(p) for p in params]
             new_params, new_state = hrnn.step(
                 {k: tf.convert_to_tensor(v) for k, v in meta.items()}, self.hrnn_config, values, grads,
-                {k: tf.convert_to_tensor(v) for k, v in states.items()}, learning_rate=lr, active=active)
+                {k: tf.convert_to_tensor(v) for k, v in states.items()}, learning_rate=lr, active=active,
+                chunk_size=self.chunk_size)
             ops = [p.assign(v) for p, v, a in zip(params, new_params, active) if a]
             ops += [states[k].assign(v) for k, v in new_state.items()]
             return tf.group(ops)
@@ -165,7 +176,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"weights": self.weights_name, "hrnn_config": self.hrnn_config.to_dict(), "seed": self.seed})
+        config.update({"weights": self.weights_name, "hrnn_config": self.hrnn_config.to_dict(), "seed": self.seed,
+                       "chunk_size": self.chunk_size})
         return config
 
     @classmethod

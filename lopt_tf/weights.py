@@ -52,6 +52,8 @@ def save_weights(path: str, meta, config: HRNNConfig, info: dict | None = None) 
     arrays["__config__"] = np.array(config.to_json())
     arrays["__format__"] = np.array(FORMAT_VERSION, np.int32)
     arrays["__info__"] = np.array(json.dumps(info or {}, sort_keys=True))
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, path)  # never leave a half-written weights file behind

@@ -243,3 +243,62 @@ def test_step_compiles_with_xla_and_matches_graph():
     b = tf.function(fn, jit_compile=True)(params, g, state)
     for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+CHUNK_CONFIGS = [DEFAULT, HRNNConfig(use_attention=True), HRNNConfig(level_sizes=(4,)),
+                 HRNNConfig(use_problem_lr_mean=True)]
+
+
+@pytest.mark.parametrize("config", CHUNK_CONFIGS)
+@pytest.mark.parametrize("shapes", [[(7, 5), (5,), (), (13,), (3, 3, 2)], [(37,)]], ids=["five_tensors", "one_tensor"])
+def test_chunked_step_equals_whole_buffer_step(config, shapes):
+    """Chunks that cut tensors, do not divide P, and one NaN tensor: same parameters and state as unchunked."""
+    rng = np.random.default_rng(0)
+    meta = hrnn.init_meta(config, 1)
+    params = [tf.constant(rng.normal(size=s), tf.float32) for s in shapes]
+    state = hrnn.init_state(meta, config, params, 3)
+    for it in range(3):
+        grads = [tf.constant(rng.normal(size=s), tf.float32) for s in shapes]
+        if it == 1 and len(shapes) > 1:
+            grads[3] = tf.tensor_scatter_nd_update(grads[3], [[2]], [np.nan])
+        whole = hrnn.step(meta, config, params, grads, state)
+        for chunk_size in (8, 36):
+            chunked = hrnn.step(meta, config, params, grads, state, chunk_size=chunk_size)
+            for a, b in zip(tf.nest.flatten(whole), tf.nest.flatten(chunked)):
+                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+        params, state = whole
+    if len(shapes) > 1:
+        assert int(state["skipped"]) == 1
+
+
+def test_chunk_size_at_least_the_parameter_count_is_the_unchunked_step_bit_for_bit():
+    params = [tf.ones([4]), tf.ones([3])]
+    grads = [tf.constant([1.0, -2.0, 3.0, 0.5]), tf.ones([3])]
+    (a, sa), _ = one_step(DEFAULT, params, grads)
+    (b, sb), _ = one_step(DEFAULT, params, grads, chunk_size=7)
+    for x, y in zip(tf.nest.flatten((a, sa)), tf.nest.flatten((b, sb))):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_chunked_step_meta_gradient_and_xla_match_unchunked():
+    loss = quadratic()
+    params = [tf.zeros([12]), tf.zeros([])]
+    meta = {k: tf.Variable(v) for k, v in hrnn.init_meta(DEFAULT).items()}
+    _, g = grads_of(loss, params)
+
+    def meta_loss(chunk_size):
+        state = hrnn.init_state(meta, DEFAULT, params)
+        new, _ = hrnn.step(meta, DEFAULT, params, g, state, chunk_size=chunk_size)
+        return loss(new)
+
+    results = []
+    for chunk_size in (None, 5):
+        with tf.GradientTape() as tape:
+            value = meta_loss(chunk_size)
+        results.append((value, tape.gradient(value, meta)))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+    connected = [k for k in meta if results[0][1][k] is not None]
+    assert len(connected) > 10 and connected == [k for k in meta if results[1][1][k] is not None]
+    for k in connected:
+        np.testing.assert_allclose(results[1][1][k], results[0][1][k], rtol=1e-4, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(tf.function(meta_loss, jit_compile=True)(5), results[0][0], rtol=1e-5)

@@ -159,9 +159,9 @@ def test_keras_save_load_round_trip_continues_identically(tmp_path):
 
 
 def test_config_round_trip_and_registered_name():
-    opt = lopt_tf.LearnedOptimizer(learning_rate=0.5, seed=3, clipnorm=1.0)
+    opt = lopt_tf.LearnedOptimizer(learning_rate=0.5, seed=3, clipnorm=1.0, chunk_size=1000)
     again = lopt_tf.LearnedOptimizer.from_config(opt.get_config())
-    assert again.get_config() == opt.get_config()
+    assert again.get_config() == opt.get_config() and again.chunk_size == 1000
     assert keras.optimizers.deserialize(keras.optimizers.serialize(opt)).get_config() == opt.get_config()
     model = mlp()
     model.compile(optimizer="lopt_tf>LearnedOptimizer", loss="mse")
@@ -354,3 +354,21 @@ def test_default_weights_are_meta_trained_and_init_stays_available():
     assert dataclasses.replace(config, **same_architecture) == init_config
     assert any(not np.array_equal(meta[k], init_meta[k]) for k in meta)
     assert lopt_tf.LearnedOptimizer().get_config()["weights"] == lopt_tf.DEFAULT_WEIGHTS
+
+
+def test_fit_with_chunks_matches_fit_without():
+    """A chunk size smaller than the model (16*8+16+16+1 = 161 parameters): the same training, up to rounding."""
+    x, y = regression_data()
+    results = []
+    for chunk_size in (None, 50):
+        model = mlp()
+        model.compile(optimizer=lopt_tf.LearnedOptimizer(chunk_size=chunk_size), loss="mse")
+        model.fit(x, y, epochs=2, batch_size=32, verbose=0, shuffle=False)
+        results.append(weights_of(model))
+    assert_all_close(results[1], results[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "big", True])
+def test_bad_chunk_size_is_an_error(bad):
+    with pytest.raises(ValueError, match="chunk_size"):
+        lopt_tf.LearnedOptimizer(chunk_size=bad)

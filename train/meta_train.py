@@ -40,6 +40,8 @@ def define_flags():
     flags.DEFINE_string("init_weights", "init", "Weight set to start from ('none' for a fresh init of the config).")
     flags.DEFINE_integer("checkpoint_every", 10, "Checkpoint every N meta-steps (and on SIGTERM/SIGINT).")
     flags.DEFINE_integer("validate_every", 50, "Validate every N meta-steps.")
+    flags.DEFINE_string("validation_problem_set", "", "Problem set of the held-out validation problems (default: "
+                        "--problem_set).")
     flags.DEFINE_integer("num_validation_problems", 8, "Held-out validation problems (fixed seeds).")
     flags.DEFINE_integer("validation_length", 200, "Inner steps per validation problem.")
     flags.DEFINE_bool("xla", False, "Compile the unrolls with XLA: 3-13x faster inner steps, but ~8 s of compile per "
@@ -83,6 +85,7 @@ def main(argv):
         meta_optimizer=FLAGS.meta_optimizer, meta_learning_rate=FLAGS.meta_learning_rate,
         clip_value=FLAGS.clip_value, first_order=FLAGS.first_order, seed=FLAGS.seed, init_weights=init_weights,
         hrnn=hrnn_config, checkpoint_every=FLAGS.checkpoint_every, validate_every=FLAGS.validate_every,
+        validation_problem_set=FLAGS.validation_problem_set,
         num_validation_problems=FLAGS.num_validation_problems, validation_length=FLAGS.validation_length,
         jit_compile=FLAGS.xla, remat=FLAGS.remat, divergence_multiplier=FLAGS.divergence_multiplier,
         stream_clip_norm=FLAGS.stream_clip_norm)

@@ -385,6 +385,8 @@ class MetaTrainer:
                     values.append(("validation", val))
                     with self.writer.as_default(step=step):
                         tf.summary.scalar("validation_meta_loss", val)
+                    # every validated step is kept: a longer selection (train.select_weights) picks among them
+                    self.export_weights(os.path.join(self.output_dir, "snapshots", f"step_{step}.npz"))
                     if val < float(self.best_validation.numpy()):
                         self.best_validation.assign(val)
                         self.export_weights(os.path.join(self.output_dir, "weights_best.npz"))
