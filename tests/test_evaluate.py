@@ -83,3 +83,30 @@ def test_half_decade_grid():
     grid = half_decades(-4, 0)
     assert len(grid) == 9 and math.isclose(grid[0], 1e-4) and math.isclose(grid[-1], 1.0)
     assert all(math.isclose(b / a, 10 ** 0.5) for a, b in zip(grid, grid[1:]))
+
+
+def test_large_architecture_stability_criterion():
+    from train.evaluation.keras_models import trains_stably
+
+    assert trains_stably([2.3, 2.4, 1.9])
+    assert not trains_stably([2.3, 4e26])  # a blow-up, although finite (hrnn_v4 on ResNet50V2, quick size)
+    assert not trains_stably([2.3, 30.0, 2.0])  # a transient above 10x the start
+    assert not trains_stably([2.3, 2.3, 2.31])  # no progress
+    assert not trains_stably([2.3, math.nan, 1.0])
+
+
+def test_cache_key_of_a_keras_run_does_not_depend_on_earlier_experiments(tmp_path):
+    """Experiment 3's runs must be found again whether or not an MNIST experiment ran first in the process."""
+    import types
+
+    from train.evaluation import keras_models
+    from train.evaluation.context import Context
+
+    ctx = Context(str(tmp_path), True, "init", {})
+    keys = []
+    ctx.cache.get_or_run = lambda key, fn: keys.append(key)
+    problem = types.SimpleNamespace(name="imagenet_resnet50_v2_64px_10cls")
+    keras_models._keras_runner(ctx, problem, 20, 10, "imagenet_small_mock")(OptimizerSpec("adam", learning_rate=1e-3))
+    ctx._mnist = types.SimpleNamespace(source="offline IDX")  # what experiment 2 leaves behind
+    keras_models._keras_runner(ctx, problem, 20, 10, "imagenet_small_mock")(OptimizerSpec("adam", learning_rate=1e-3))
+    assert keys[0] == keys[1] and keys[0]["data"] is None
