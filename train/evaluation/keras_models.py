@@ -101,7 +101,7 @@ def large_architectures(ctx) -> dict:
     for r in rows:
         table += f"| {r['problem']} | " + " | ".join(
             f"{r[k]['curve_mean'][0]:.3g} → {r[k]['final_mean']:.3g}" for k in keys) + f" | {r['stable']} |\n"
-    plots.curves(rows, keys, names, ctx.figure("exp3_large"), "training loss")
+    plots.curves(rows, keys, names, ctx.figure("exp3_large"), "training loss", lr_label="default lr, not tuned")
     return {"rows": rows, "tables": [table], "figures": ["exp3_large.png"], "data": "tfds mock data"}
 
 

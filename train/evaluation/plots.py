@@ -46,7 +46,8 @@ def win_scatter(rows, path):
     _save(fig, path)
 
 
-def curves(rows, keys, names, path, ylabel):
+def curves(rows, keys, names, path, ylabel, lr_label="tuned lr"):
+    """One panel per row: each optimizer's mean curve; baselines' learning rates named as `lr_label`."""
     cols = min(len(rows), 2)
     nrows = math.ceil(len(rows) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 4 * nrows), squeeze=False)
@@ -54,7 +55,7 @@ def curves(rows, keys, names, path, ylabel):
         for k in keys:
             if k not in row:
                 continue
-            label = names[k] + (f" (tuned lr={row[k]['lr']:.2g})" if k in BASELINES and "lr" in row[k] else "")
+            label = names[k] + (f" ({lr_label}={row[k]['lr']:.2g})" if k in BASELINES and "lr" in row[k] else "")
             ax.plot(row[k]["steps"], _clean(row[k]["curve_mean"]), label=label)
         ax.set_yscale("log")
         ax.set_xlabel("training step")
