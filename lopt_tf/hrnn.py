@@ -233,29 +233,27 @@ def _features(config: HRNNConfig, m, ms, log_lr, lr_mean):
 
 
 def _gather(v, ids):
-    """[T, ...] -> [P, ...] by segment id; with ids None (one tensor) the [1, ...] value broadcasts.
-
-    Padding elements of a chunk (id -1) read tensor 0; their values are discarded."""
-    return v if ids is None else tf.gather(v, tf.maximum(ids, 0))
+    """[T, ...] -> [P, ...] by segment id; with ids None (one tensor) the [1, ...] value broadcasts."""
+    return v if ids is None else tf.gather(v, ids)
 
 
 def _segment_sum(x, ids, num_segments: int):
-    """[P, ...] -> [num_segments, ...] sums (ids None: one tensor, [1, ...]); id -1 (padding) is dropped."""
+    """[P, ...] -> [num_segments, ...] sums (ids None: one tensor, [1, ...])."""
     return tf.reduce_sum(x, 0, keepdims=True) if ids is None else tf.math.unsorted_segment_sum(x, ids, num_segments)
 
 
-def _per_parameter(meta, config: HRNNConfig, g, ok, old, ids, num_segments: int, bias0_t, lr_mean_t):
+def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_t, lr_mean_t):
     """Everything of one step that is per parameter, on a slice of the flat buffer.
 
-    `g`: [p] gradients (zero where not `ok`); `ok`: [p] bool, False where the tensor keeps its state this
-    step; `old`: the slice of the per-parameter state; `ids`: [p] tensor ids (None: one tensor);
+    `old`: [p] slices of the per-parameter state, of the gradients `g` (zero where not `ok`) and of `ok`
+    (bool, False where the tensor keeps its state this step); `ids`: [p] tensor ids (None: one tensor);
     `bias0_t`: [T, 3*n0] top-down bias of the level-0 GRU per tensor; `lr_mean_t`: [T] mean log LR for
     the relative-LR feature. Returns `(out, sums)`: `out` holds [p] slices (the new per-parameter state, the
     raw directions and the LR readout), `sums` the per-tensor sums the tensor-level math needs (the level-1
     GRU input, the squared directions of the dynamic output scaling). `step` calls it on the whole buffer or,
     to bound memory, chunk by chunk; the math is the same.
     """
-    kk = config.num_gradient_scales
+    kk, g, ok = config.num_gradient_scales, old["g"], old["ok"]
     # §2.1 gradient history at multiple timescales, dynamic input scaling.
     gamma = _sqrt_chain(old["inp_decay"][:, None], kk)
     accum = (1.0 - gamma) * g[:, None] + gamma * old["accum"]
@@ -367,33 +365,31 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         bias0_t = tf.matmul(h1_prev, meta["l0/from_tensor/kernel"]) + meta["l0/from_tensor/bias"]
         if len(n) == 3:
             bias0_t += tf.matmul(h2_prev[None], meta["l0/from_global/kernel"]) + meta["l0/from_global/bias"]
-    num_segments = layout.num_tensors if seg.ids is not None else 1
+    num_segments = layout.num_tensors  # 1 when seg.ids is None
     if config.use_relative_lr:
         lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr)) if config.use_problem_lr_mean
                      else seg.mean(log_lr[:, None])[:, 0])
 
     old = {k: state[k] for k in PER_PARAMETER_KEYS if k in state and k != "true_param"}
+    old.update(g=g, ok=ok)
 
     def per_parameter(old_slice, ids, segments):
-        g_slice, ok_slice = old_slice.pop("g"), old_slice.pop("ok")
-        return _per_parameter(meta, config, g_slice, ok_slice, old_slice, ids, segments, bias0_t, lr_mean_t)
+        return _per_parameter(meta, config, old_slice, ids, segments, bias0_t, lr_mean_t)
 
     p = layout.num_params
     if chunk_size and p is not None and p > chunk_size:
-        out, sums = _chunked(per_parameter, {**old, "g": g, "ok": ok}, seg.ids, num_segments, int(chunk_size))
+        out, sums = _chunked(per_parameter, old, seg.ids, num_segments, int(chunk_size))
     else:
-        out, sums = per_parameter({**old, "g": g, "ok": ok}, seg.ids, num_segments)
+        out, sums = per_parameter(old, seg.ids, num_segments)
     new_state = {k: out[k] for k in ("h0", "accum", "ms", "scl_decay", "inp_decay")}
-
-    def counts():
-        return tf.reshape(tf.cast(tf.shape(g)[0] if seg.ids is None else seg.counts, dtype), [-1, 1])
+    counts = tf.reshape(tf.cast(tf.shape(g)[0] if seg.ids is None else seg.counts, dtype), [-1, 1])  # [T, 1]
 
     # Level 1 (per tensor): mean of [new level-0 state, features]; level 2 (global): mean of tensor states.
     if len(n) >= 2:
         bias1 = None
         if len(n) == 3:
             bias1 = tf.matmul(h2_prev[None], meta["l1/from_global/kernel"]) + meta["l1/from_global/bias"]
-        h1 = _bias_gru(meta, "l1", sums["level1_input"] / counts(), h1_prev, bias1)
+        h1 = _bias_gru(meta, "l1", sums["level1_input"] / counts, h1_prev, bias1)
         h1 = tf.where(tensor_ok[:, None], h1, h1_prev)
         new_state["h1"] = h1
         if len(n) == 3:
@@ -402,7 +398,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
 
     def unit_rms(name):
         """The direction normalised to unit RMS over each tensor (dynamic output scaling)."""
-        scale = tf.math.rsqrt(sums[f"{name}_sq"] / counts() + _TINY)
+        scale = tf.math.rsqrt(sums[f"{name}_sq"] / counts + _TINY)
         return out[name] * tf.reshape(_gather(scale, seg.ids), [-1])
 
     # §2.4 step size, LR momentum, the update.

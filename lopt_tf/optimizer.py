@@ -20,7 +20,7 @@ from lopt_tf.layout import Layout
 from lopt_tf.weights import DEFAULT_WEIGHTS, load_weights
 
 
-DEFAULT_CHUNK_SIZE = 1 << 20  # parameters per chunk of the per-parameter RNN (about 0.6 GB of temporaries)
+DEFAULT_CHUNK_SIZE = 1 << 20  # parameters per chunk of the per-parameter RNN (benchmarks/step_memory.py)
 
 
 def _var_name(key: str) -> str:
