@@ -1,0 +1,52 @@
+"""train.scale_step: a scaled weight set is the same optimizer as `learning_rate=m`, and bad input is refused."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import lopt_tf
+from lopt_tf.weights import load_weights
+from train.scale_step import scale_step, write_scaled
+
+
+def _fit_weights(weights, learning_rate, steps=4):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = (x @ rng.normal(size=(6, 1))).astype("float32")
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+    model.compile(optimizer=lopt_tf.LearnedOptimizer(weights=weights, learning_rate=learning_rate, seed=0),
+                  loss="mse")
+    model.fit(x, y, batch_size=16, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def test_scaled_weights_equal_the_learning_rate_multiplier(tmp_path):
+    (path,) = write_scaled("hrnn_v4", [0.03], str(tmp_path))
+    assert path.endswith("hrnn_v4_x0.03.npz")
+    meta, config, info = load_weights(path)
+    base, base_config, _ = load_weights("hrnn_v4")
+    assert config == base_config
+    assert info["step_scale"] == {"source": "hrnn_v4", "factor": 0.03}
+    np.testing.assert_allclose(meta["stepsize_offset"], base["stepsize_offset"] + math.log(0.03), rtol=1e-6)
+    assert all(np.array_equal(meta[k], base[k]) for k in base if k != "stepsize_offset")
+    scaled = _fit_weights(path, 1.0)
+    multiplied = _fit_weights("hrnn_v4", 0.03)
+    unscaled = _fit_weights("hrnn_v4", 1.0)
+    for a, b in zip(scaled, multiplied):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(a - b).max() for a, b in zip(scaled, unscaled)) > 1e-3  # the scale does change the steps
+
+
+@pytest.mark.parametrize("factor", [0.0, -0.1, float("nan"), float("inf")])
+def test_bad_factor_is_refused_before_writing(tmp_path, factor):
+    with pytest.raises(ValueError, match="factor"):
+        write_scaled("hrnn_v4", [factor], str(tmp_path))
+    assert not list(tmp_path.iterdir())
+
+
+def test_weights_without_a_step_offset_are_refused():
+    with pytest.raises(ValueError, match="stepsize_offset"):
+        scale_step({"other": np.zeros(1)}, 0.1)
