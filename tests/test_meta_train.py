@@ -226,3 +226,18 @@ def test_select_weights_scores_like_validation_and_restores_the_trainer(tmp_path
         config = lopt_tf.HRNNConfig(num_gradient_scales=3)
         lopt_tf.save_weights(other, lopt_tf.hrnn.init_meta_numpy(config), config)
         score(["init", other], "quadratic", 3, 40)
+
+
+def test_select_weights_runs_each_set_with_its_own_initial_learning_rates(tmp_path):
+    from train.scale_step import write_scaled
+    from train.select_weights import copy_weights, score
+
+    (fixed,) = write_scaled("init", [1.0], str(tmp_path), init_lr=1e-3)
+    plain, own = score(["init", fixed], "quadratic", 3, 40)
+    (alone,) = score([fixed], "quadratic", 3, 40)
+    assert own == pytest.approx(alone, abs=1e-6)  # not run with the first set's random initial LRs
+    assert abs(own - plain) > 1e-3
+    copy_weights("init", str(tmp_path / "copy.npz"))  # a shipped name, not a path
+    meta, config, _ = lopt_tf.load_weights(str(tmp_path / "copy.npz"))
+    ref, ref_config, _ = lopt_tf.load_weights("init")
+    assert config == ref_config and all(np.array_equal(meta[k], ref[k]) for k in ref)

@@ -50,3 +50,29 @@ def test_bad_factor_is_refused_before_writing(tmp_path, factor):
 def test_weights_without_a_step_offset_are_refused():
     with pytest.raises(ValueError, match="stepsize_offset"):
         scale_step({"other": np.zeros(1)}, 0.1)
+
+
+def test_init_lr_variant_starts_every_learning_rate_at_that_value(tmp_path):
+    (path,) = write_scaled("hrnn_v4", [0.03], str(tmp_path), init_lr=1e-3)
+    assert path.endswith("hrnn_v4_x0.03_init0.001.npz")
+    meta, config, info = load_weights(path)
+    assert config.init_lr_range == (1e-3, 1e-3)
+    assert info["init_lr"] == 1e-3
+    (plain,) = write_scaled("hrnn_v4", [0.03], str(tmp_path / "plain"))
+    plain_meta, plain_config, _ = load_weights(plain)
+    assert all(np.array_equal(meta[k], plain_meta[k]) for k in plain_meta)  # only the config differs
+    assert plain_config.init_lr_range == (1e-6, 1e-2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    opt = lopt_tf.LearnedOptimizer(weights=path)
+    opt.build(model.trainable_variables)
+    np.testing.assert_allclose(opt.state["log_lr"].numpy(), math.log(1e-3), rtol=1e-6)
+    default = lopt_tf.LearnedOptimizer(weights="hrnn_v4")
+    default.build(model.trainable_variables)
+    assert np.ptp(default.state["log_lr"].numpy()) > 0.5  # the meta-training draw varies per element
+
+
+@pytest.mark.parametrize("init_lr", [0.0, -1e-3, float("nan")])
+def test_bad_init_lr_is_refused_before_writing(tmp_path, init_lr):
+    with pytest.raises(ValueError, match="init_lr"):
+        write_scaled("hrnn_v4", [0.03], str(tmp_path), init_lr=init_lr)
+    assert not list(tmp_path.iterdir())

@@ -2,7 +2,9 @@
 
     python -m train.scale_step --weights hrnn_v4 --factors 0.01,0.03,0.1 --output_dir meta_runs/step_scale
 
-writes `hrnn_v4_x0.01.npz`, ... . Each file behaves exactly like `LearnedOptimizer(weights=..., learning_rate=m)`
+writes `hrnn_v4_x0.01.npz`, ... . With `--init_lr c` the files (`hrnn_v4_x0.01_init<c>.npz`) also start every
+learning rate at c (`init_lr_range=(c, c)` in the stored config) instead of the meta-training draw over
+[1e-6, 1e-2], which gives each tensor of a network a random learning rate that the optimizer only slowly corrects. Each file behaves exactly like `LearnedOptimizer(weights=..., learning_rate=m)`
 (the step is `learning_rate * exp(log_lr + stepsize_offset)`), but as a weight set it can be scored by
 `train.select_weights` on held-out problems and shipped by name. Why: every meta-trained set learned an offset
 near 4, tuned on meta-training tasks of a few thousand steps; on real networks over 10,000 steps a 10-100x
@@ -22,6 +24,7 @@ def define_flags():
     flags.DEFINE_string("weights", "", "Weight set to scale (shipped name or .npz path).")
     flags.DEFINE_list("factors", [], "Step multipliers m > 0.")
     flags.DEFINE_string("output_dir", "", "Directory for <name>_x<m>.npz.")
+    flags.DEFINE_float("init_lr", None, "If set, every log learning rate starts at log(init_lr) (> 0).")
 
 
 def scale_step(meta: dict, factor: float) -> dict:
@@ -36,18 +39,28 @@ def scale_step(meta: dict, factor: float) -> dict:
     return out
 
 
-def write_scaled(weights: str, factors: list, output_dir: str) -> list[str]:
-    """Write one scaled copy of `weights` per factor; return their paths."""
+def write_scaled(weights: str, factors: list, output_dir: str, init_lr: float | None = None) -> list[str]:
+    """Write one scaled copy of `weights` per factor (starting every learning rate at `init_lr` if given);
+    return their paths. Every factor and `init_lr` are checked before anything is written."""
+    import dataclasses
+
     from lopt_tf.weights import load_weights, save_weights
 
     meta, config, info = load_weights(weights)
     stem = os.path.splitext(os.path.basename(os.fspath(weights)))[0]
+    suffix = ""
+    if init_lr is not None:
+        if not (init_lr > 0 and math.isfinite(init_lr)):
+            raise ValueError(f"init_lr must be a finite number > 0, got {init_lr!r}")
+        config = dataclasses.replace(config, init_lr_range=(float(init_lr), float(init_lr)))
+        info = {**info, "init_lr": float(init_lr)}
+        suffix = f"_init{init_lr:g}"
+    scaled = [(float(f), scale_step(meta, float(f))) for f in factors]
     paths = []
-    for factor in factors:
-        factor = float(factor)
-        scaled = scale_step(meta, factor)  # validates before anything is written
-        path = os.path.join(output_dir, f"{stem}_x{factor:g}.npz")
-        save_weights(path, scaled, config, {**info, "step_scale": {"source": os.fspath(weights), "factor": factor}})
+    for factor, scaled_meta in scaled:
+        path = os.path.join(output_dir, f"{stem}_x{factor:g}{suffix}.npz")
+        save_weights(path, scaled_meta, config,
+                     {**info, "step_scale": {"source": os.fspath(weights), "factor": factor}})
         paths.append(path)
     return paths
 
@@ -56,7 +69,7 @@ def main(argv):
     del argv
     if not FLAGS.weights or not FLAGS.factors or not FLAGS.output_dir:
         raise app.UsageError("--weights, --factors and --output_dir are required")
-    for path in write_scaled(FLAGS.weights, FLAGS.factors, FLAGS.output_dir):
+    for path in write_scaled(FLAGS.weights, FLAGS.factors, FLAGS.output_dir, FLAGS.init_lr):
         print(path)
 
 

@@ -10,7 +10,6 @@ evaluation's test problems start at 2,000,000). Prints one line per weight set a
 """
 
 import json
-import shutil
 
 from absl import app, flags
 
@@ -28,19 +27,29 @@ def define_flags():
 
 
 def score(weights: list, problem_set: str, num_problems: int, length: int) -> list[float]:
-    """Validation meta-loss (mean log loss ratio over the run, lower is better) of each weight set."""
+    """Validation meta-loss (mean log loss ratio over the run, lower is better) of each weight set.
+
+    All sets must share one architecture. Each set runs with its own stored runtime settings (`init_lr_range`),
+    so sets that differ only in how the learning rates start are compared as shipped.
+    """
     import tempfile
 
     from lopt_tf.weights import load_weights
     from train.trainer import MetaTrainConfig, MetaTrainer
 
-    config = MetaTrainConfig(problem_set=problem_set, num_validation_problems=num_problems,
-                             validation_length=length, init_weights=None, hrnn=load_weights(weights[0])[1])
-    trainer = MetaTrainer(config, tempfile.mkdtemp(prefix="select_weights_"), verbose=0)
-    loaded = [load_weights(w, trainer.hrnn_config)[0] for w in weights]  # checks: one architecture
+    loaded = [load_weights(w) for w in weights]
+    for w in weights[1:]:
+        load_weights(w, loaded[0][1])  # raises WeightsError unless the architecture matches the first set
+    trainers = {}
     scores = []
-    for name, meta in zip(weights, loaded):
-        scores.append(trainer.validate_meta(meta))
+    for name, (meta, config, _) in zip(weights, loaded):
+        key = config.to_json()
+        if key not in trainers:
+            trainers[key] = MetaTrainer(
+                MetaTrainConfig(problem_set=problem_set, num_validation_problems=num_problems,
+                                validation_length=length, init_weights=None, hrnn=config),
+                tempfile.mkdtemp(prefix="select_weights_"), verbose=0)
+        scores.append(trainers[key].validate_meta(meta))
         print(name, f"{scores[-1]:.4f}", flush=True)
     return scores
 
@@ -57,8 +66,16 @@ def main(argv):
             f.writelines(f"| {w}{' (best)' if i == best else ''} | {s:.4f} |\n"
                          for i, (w, s) in enumerate(zip(FLAGS.weights, scores)))
     if FLAGS.copy_best:
-        shutil.copyfile(FLAGS.weights[best], FLAGS.copy_best)
+        copy_weights(FLAGS.weights[best], FLAGS.copy_best)
         print("copied to", FLAGS.copy_best, json.dumps({"score": scores[best]}))
+
+
+def copy_weights(weights: str, path: str) -> None:
+    """Write the set `weights` (a shipped name or a path) to `path`, config and info included."""
+    from lopt_tf.weights import load_weights, save_weights
+
+    meta, config, info = load_weights(weights)
+    save_weights(path, meta, config, info)
 
 
 if __name__ == "__main__":
