@@ -2,13 +2,15 @@
 
     python -m train.scale_step --weights hrnn_v4 --factors 0.01,0.03,0.1 --output_dir meta_runs/step_scale
 
-writes `hrnn_v4_x0.01.npz`, ... . With `--init_lr c` the files (`hrnn_v4_x0.01_init<c>.npz`) also start every
-learning rate at c (`init_lr_range=(c, c)` in the stored config) instead of the meta-training draw over
-[1e-6, 1e-2], which gives each tensor of a network a random learning rate that the optimizer only slowly corrects. Each file behaves exactly like `LearnedOptimizer(weights=..., learning_rate=m)`
+writes `hrnn_v4_x0.01.npz`, ... . Each file behaves exactly like `LearnedOptimizer(weights=..., learning_rate=m)`
 (the step is `learning_rate * exp(log_lr + stepsize_offset)`), but as a weight set it can be scored by
 `train.select_weights` on held-out problems and shipped by name. Why: every meta-trained set learned an offset
 near 4, tuned on meta-training tasks of a few thousand steps; on real networks over 10,000 steps a 10-100x
 smaller step is far better (meta_runs/step_scale/NOTES.md).
+
+With `--init_lr c` the files (`hrnn_v4_x0.01_init<c>.npz`) also start every learning rate at c
+(`init_lr_range=(c, c)` in the stored config) instead of the meta-training draw over [1e-6, 1e-2], which gives
+each tensor a random learning rate that the optimizer corrects only slowly.
 """
 
 import math
