@@ -160,7 +160,7 @@ def horizon(ctx) -> dict:
     losses = result["losses"]
     diverged = not all(math.isfinite(v) for v in losses) or losses[-1] > losses[0]
     table = (f"| steps | initial loss | min loss | final loss | diverged |\n|---|---|---|---|---|\n"
-             f"| {steps:,} | {losses[0]:.4f} | {min(losses):.4f} | {losses[-1]:.4f} | {diverged} |\n")
+             f"| {steps:,} | {losses[0]:.4g} | {min(losses):.3g} | {losses[-1]:.3g} | {diverged} |\n")
     plots.curves([{"problem": problem.name, "learned": {"curve_mean": losses, "steps": result["steps"]}}],
                  ("learned",), {"learned": LABELS["learned"]}, ctx.figure("exp8_horizon"), "training loss")
     return {"result": result, "diverged": diverged, "tables": [table], "figures": ["exp8_horizon.png"]}
