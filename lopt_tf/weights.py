@@ -118,11 +118,15 @@ def load_weights(weights: str | os.PathLike | None = DEFAULT_WEIGHTS, config: HR
     check_meta(meta, stored, f"weights {weights!r}")
     if config is None:
         return meta, stored, info
-    # Settings that do not change what the weights mean may differ from the stored ones.
-    runtime = {k: getattr(config, k) for k in RUNTIME_FIELDS}
-    merged = dataclasses.replace(stored, **runtime)
-    if dataclasses.replace(config, **{k: getattr(stored, k) for k in INIT_FIELDS}) != merged:
-        diff = {k: (v, stored.to_dict()[k]) for k, v in config.to_dict().items()
+    return meta, merge_config(stored, config, f"weights {weights!r}"), info
+
+
+def merge_config(stored: HRNNConfig, requested: HRNNConfig, source: str = "weights") -> HRNNConfig:
+    """The config to run weights made with `stored` under `requested`: `stored` with the `RUNTIME_FIELDS` of
+    `requested`. Raises WeightsError if the two differ in anything else than those and `INIT_FIELDS`."""
+    merged = dataclasses.replace(stored, **{k: getattr(requested, k) for k in RUNTIME_FIELDS})
+    if dataclasses.replace(requested, **{k: getattr(stored, k) for k in INIT_FIELDS}) != merged:
+        diff = {k: (v, stored.to_dict()[k]) for k, v in requested.to_dict().items()
                 if stored.to_dict()[k] != v and k not in INIT_FIELDS}
-        raise WeightsError(f"weights {weights!r} were made for another architecture; (requested, stored): {diff}.")
-    return meta, merged, info
+        raise WeightsError(f"{source} were made for another architecture; (requested, stored): {diff}.")
+    return merged

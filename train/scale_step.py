@@ -13,6 +13,7 @@ With `--init_lr c` the files (`hrnn_v4_x0.01_init<c>.npz`) also start every lear
 each tensor a random learning rate that the optimizer corrects only slowly.
 """
 
+import dataclasses
 import math
 import os
 
@@ -44,8 +45,6 @@ def scale_step(meta: dict, factor: float) -> dict:
 def write_scaled(weights: str, factors: list, output_dir: str, init_lr: float | None = None) -> list[str]:
     """Write one scaled copy of `weights` per factor (starting every learning rate at `init_lr` if given);
     return their paths. Every factor and `init_lr` are checked before anything is written."""
-    import dataclasses
-
     from lopt_tf.weights import load_weights, save_weights
 
     meta, config, info = load_weights(weights)

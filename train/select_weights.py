@@ -34,12 +34,12 @@ def score(weights: list, problem_set: str, num_problems: int, length: int) -> li
     """
     import tempfile
 
-    from lopt_tf.weights import load_weights
+    from lopt_tf.weights import load_weights, merge_config
     from train.trainer import MetaTrainConfig, MetaTrainer
 
     loaded = [load_weights(w) for w in weights]
-    for w in weights[1:]:
-        load_weights(w, loaded[0][1])  # raises WeightsError unless the architecture matches the first set
+    for w, (_, config, _) in zip(weights[1:], loaded[1:]):
+        merge_config(config, loaded[0][1], f"weights {w!r}")  # WeightsError unless one architecture
     trainers = {}
     scores = []
     for name, (meta, config, _) in zip(weights, loaded):
