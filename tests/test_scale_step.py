@@ -76,3 +76,31 @@ def test_bad_init_lr_is_refused_before_writing(tmp_path, init_lr):
     with pytest.raises(ValueError, match="init_lr"):
         write_scaled("hrnn_v4", [0.03], str(tmp_path), init_lr=init_lr)
     assert not list(tmp_path.iterdir())
+
+
+def _log_lr_after_one_step(weights):
+    var = keras.Variable(np.linspace(-1.0, 1.0, 12).reshape(3, 4).astype("float32"))
+    opt = lopt_tf.LearnedOptimizer(weights=weights, seed=0)
+    opt.apply([keras.ops.convert_to_tensor(np.full((3, 4), 0.5, "float32"))], [var])
+    return opt.state["log_lr"].numpy()
+
+
+def test_lr_bias_shift_adds_a_constant_drift_to_every_log_learning_rate(tmp_path):
+    (path,) = write_scaled("hrnn_v4", [0.03], str(tmp_path), lr_bias_shift=0.016)
+    assert path.endswith("hrnn_v4_x0.03_lrb0.016.npz")
+    meta, config, info = load_weights(path)
+    (plain,) = write_scaled("hrnn_v4", [0.03], str(tmp_path / "plain"))
+    plain_meta, plain_config, _ = load_weights(plain)
+    assert config == plain_config and info["lr_bias_shift"] == 0.016
+    np.testing.assert_allclose(meta["readout/lr_bias"], plain_meta["readout/lr_bias"] + 0.016, rtol=1e-6)
+    assert all(np.array_equal(meta[k], plain_meta[k]) for k in plain_meta if k != "readout/lr_bias")
+    keep = 1.0 / (1.0 + math.exp(-float(meta["lr_momentum_logit"])))
+    drift = _log_lr_after_one_step(path) - _log_lr_after_one_step(plain)
+    np.testing.assert_allclose(drift, (1.0 - keep) * 0.016, atol=2e-6)  # float32 log LRs near -10
+
+
+@pytest.mark.parametrize("shift", [float("nan"), float("inf")])
+def test_bad_lr_bias_shift_is_refused_before_writing(tmp_path, shift):
+    with pytest.raises(ValueError, match="lr_bias_shift"):
+        write_scaled("hrnn_v4", [0.03], str(tmp_path), lr_bias_shift=shift)
+    assert not list(tmp_path.iterdir())
