@@ -10,7 +10,7 @@ This package never imports `lopt_tf` or `train`.
 """
 
 from problems.base import Problem, derive_seed, make_key, split_key, validate, value_and_grad
-from problems.classification import MLPClassifier, SoftmaxRegression
+from problems.classification import ConvClassifier, MLPClassifier, SoftmaxRegression
 from problems.functions2d import FUNCTIONS, Function2D
 from problems.matmul import MatMulAlgorithm
 from problems.problem_sets import PROBLEM_SETS, Family, ProblemSampler, families, sample
@@ -19,7 +19,7 @@ from problems.transforms import LogObjective, Noisy, Oscillating, Rescale, Slow,
 
 __all__ = [
     "Problem", "derive_seed", "make_key", "split_key", "validate", "value_and_grad",
-    "MLPClassifier", "SoftmaxRegression", "FUNCTIONS", "Function2D", "MatMulAlgorithm",
+    "ConvClassifier", "MLPClassifier", "SoftmaxRegression", "FUNCTIONS", "Function2D", "MatMulAlgorithm",
     "PROBLEM_SETS", "Family", "ProblemSampler", "families", "sample",
     "Bowl", "Norm", "Quadratic", "LogObjective", "Noisy", "Oscillating", "Rescale", "Slow", "Sparse", "Sum",
 ]

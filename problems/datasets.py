@@ -55,7 +55,13 @@ def random_mlp_data(
         teacher_x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     else:
         raise ValueError(f"inputs must be 'gaussian' or 'image', not {inputs!r}")
-    h, fan_in = teacher_x, n_features
+    return x.astype(np.float32), _teacher_labels(teacher_x, rng, n_classes, depth, width)
+
+
+def _teacher_labels(teacher_x, rng, n_classes: int, depth: int, width: int, balanced: bool = False) -> np.ndarray:
+    """Labels of a random ReLU MLP teacher (`depth` layers of `width`) on rows of `teacher_x`; with `balanced`,
+    each of the k > 2 outputs is standardised over the data before the argmax, so that no class dominates."""
+    h, fan_in = teacher_x, teacher_x.shape[1]
     for _ in range(depth):
         h = np.maximum(h @ (rng.standard_normal((fan_in, width)) / np.sqrt(fan_in)), 0.0)
         fan_in = width
@@ -65,5 +71,29 @@ def random_mlp_data(
         score = out[:, 0] - np.median(out[:, 0])
         labels = (score > 0).astype(np.int32)
     else:
+        if balanced:
+            out = (out - out.mean(0)) / (out.std(0) + 1e-12)
         labels = np.argmax(out, axis=1).astype(np.int32)
-    return x.astype(np.float32), labels
+    return labels
+
+
+def random_image_data(
+    size: int, n_samples: int, seed: int, n_classes: int = 10, depth: int = 6, width: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Single-channel `size` x `size` images with spatial structure, labelled by a random ReLU MLP teacher.
+
+    Each image is sparse uniform pixels (as `random_mlp_data`'s image-like inputs) blurred by a 3x3 box filter,
+    so neighbouring pixels correlate as in real images and a convolution has local structure to use; intensities
+    lie in [0, 1], uncentred like raw pixels. The teacher sees the flattened images centred per pixel, and its
+    outputs are standardised before the argmax (unstandardised, one class often takes over 90% of the labels).
+    Returns float32 images (n_samples, size, size, 1) and int32 labels (n_samples,).
+    """
+    rng = np.random.default_rng(seed)
+    sparse = rng.uniform(0.0, 1.0, (n_samples, size, size)) * (rng.uniform(size=(n_samples, size, size)) < 0.2)
+    padded = np.pad(sparse, ((0, 0), (1, 1), (1, 1)))
+    x = sum(padded[:, i:i + size, j:j + size] for i in range(3) for j in range(3)) / 9.0
+    x = x / max(float(x.max()), 1e-6)
+    flat = x.reshape(n_samples, -1)
+    teacher_x = (flat - flat.mean(0)) / (flat.std(0) + 1e-6)
+    labels = _teacher_labels(teacher_x, rng, n_classes, depth, width, balanced=True)
+    return x[..., None].astype(np.float32), labels

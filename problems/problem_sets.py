@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 
 from problems.base import Problem, derive_seed
-from problems.classification import DEFAULT_WEIGHT_DECAY, MLPClassifier, SoftmaxRegression
-from problems.datasets import make_classification, random_mlp_data
+from problems.classification import DEFAULT_WEIGHT_DECAY, ConvClassifier, MLPClassifier, SoftmaxRegression
+from problems.datasets import make_classification, random_image_data, random_mlp_data
 from problems.functions2d import FUNCTIONS, Function2D
 from problems.matmul import MatMulAlgorithm
 from problems.quadratics import Bowl, Norm, Quadratic
@@ -152,6 +152,27 @@ def build_wide_mlp_large_data(d, hidden, k, activation, inputs, seed, weight_dec
     return build_wide_mlp(d, hidden, k, activation, seed, inputs=inputs, n_samples=10000, weight_decay=weight_decay)
 
 
+# ConvNets on 2,000 spatially correlated synthetic images (`random_image_data`), 10 classes, batch 64, no weight
+# decay: (image size, conv layers as (channels, kernel, stride), activation, BatchNorm, init stddev or None for
+# the fan-in rule). Shallow nets with small constant-init weights (as many published ConvNets), fan-in-initialised
+# ones, and deeper BatchNorm nets like the residual networks users train.
+CONV_SPECS = (
+    (12, ((8, 3, 1), (8, 3, 1)), "relu", False, None),
+    (12, ((8, 3, 2), (16, 3, 2)), "relu", False, None),
+    (14, ((8, 5, 1), (8, 3, 1)), "relu", False, 0.01),
+    (14, ((8, 3, 1), (8, 3, 2)), "sigmoid", False, 0.01),
+    (12, ((16, 3, 1), (16, 3, 2)), "tanh", False, None),
+    (12, ((8, 3, 1), (16, 3, 2), (16, 3, 1), (32, 3, 2)), "relu", True, None),
+    (16, ((8, 3, 2), (8, 3, 1), (16, 3, 2), (16, 3, 1)), "relu", True, None),
+)
+
+
+def build_conv(size, conv, activation, batch_norm, init_stddev, seed) -> Problem:
+    x, y = random_image_data(size, 2000, seed, n_classes=10)
+    return ConvClassifier(x, y, 10, 64, conv=conv, activation=activation, batch_norm=batch_norm,
+                          init_stddev=init_stddev, weight_decay=0.0)
+
+
 def build_rescale(kind, n, power, scale, seed) -> Problem:
     inner = Norm.random(n, power, seed) if kind == "norm" else Quadratic.random(n, seed)
     return Rescale(inner, scale)
@@ -223,6 +244,8 @@ PROBLEM_SETS: dict[str, tuple[Family, ...]] = {
 }
 # CPU-friendly subset for smoke tests: the default set without the 784..2048 quadratics.
 PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name != "quadratic_large")
+# Only ConvNets (no weight decay): the long-horizon validation set for ConvNets, beside "nn_no_decay".
+PROBLEM_SETS["conv_no_decay"] = (Family("conv_no_decay", 1, pick_spec(CONV_SPECS, build_conv)),)
 # Only the no-decay MLP families: a long-horizon validation set for weights meant for real networks.
 PROBLEM_SETS["nn_no_decay"] = tuple(f for f in PROBLEM_SETS["with_nn_no_decay"] if f.name.endswith("_no_decay"))
 
