@@ -51,11 +51,21 @@ def random_mlp_data(
         x = rng.standard_normal((n_samples, n_features))
         teacher_x = x
     elif inputs == "image":
-        x = rng.uniform(0.0, 1.0, (n_samples, n_features)) * (rng.uniform(size=(n_samples, n_features)) < 0.2)
-        teacher_x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        x = _sparse_pixels(rng, (n_samples, n_features))
+        teacher_x = _standardise(x)
     else:
         raise ValueError(f"inputs must be 'gaussian' or 'image', not {inputs!r}")
     return x.astype(np.float32), _teacher_labels(teacher_x, rng, n_classes, depth, width)
+
+
+def _sparse_pixels(rng, shape) -> np.ndarray:
+    """Image-like intensities: each entry 0 with probability 0.8, else uniform in [0, 1]."""
+    return rng.uniform(0.0, 1.0, shape) * (rng.uniform(size=shape) < 0.2)
+
+
+def _standardise(x) -> np.ndarray:
+    """Each column centred and scaled to unit variance (what a teacher sees of uncentred pixels)."""
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
 
 
 def _teacher_labels(teacher_x, rng, n_classes: int, depth: int, width: int, balanced: bool = False) -> np.ndarray:
@@ -89,11 +99,8 @@ def random_image_data(
     Returns float32 images (n_samples, size, size, 1) and int32 labels (n_samples,).
     """
     rng = np.random.default_rng(seed)
-    sparse = rng.uniform(0.0, 1.0, (n_samples, size, size)) * (rng.uniform(size=(n_samples, size, size)) < 0.2)
-    padded = np.pad(sparse, ((0, 0), (1, 1), (1, 1)))
+    padded = np.pad(_sparse_pixels(rng, (n_samples, size, size)), ((0, 0), (1, 1), (1, 1)))
     x = sum(padded[:, i:i + size, j:j + size] for i in range(3) for j in range(3)) / 9.0
     x = x / max(float(x.max()), 1e-6)
-    flat = x.reshape(n_samples, -1)
-    teacher_x = (flat - flat.mean(0)) / (flat.std(0) + 1e-6)
-    labels = _teacher_labels(teacher_x, rng, n_classes, depth, width, balanced=True)
+    labels = _teacher_labels(_standardise(x.reshape(n_samples, -1)), rng, n_classes, depth, width, balanced=True)
     return x[..., None].astype(np.float32), labels
