@@ -248,6 +248,14 @@ PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name !=
 PROBLEM_SETS["conv_no_decay"] = (Family("conv_no_decay", 1, pick_spec(CONV_SPECS, build_conv)),)
 # Only the no-decay MLP families: a long-horizon validation set for weights meant for real networks.
 PROBLEM_SETS["nn_no_decay"] = tuple(f for f in PROBLEM_SETS["with_nn_no_decay"] if f.name.endswith("_no_decay"))
+# "with_nn_no_decay" plus the ConvNets (~19% of tasks). Why: weights meta-trained without ConvNets anneal their
+# learning rates as MLPs want, and stall on ConvNets (the sigmoid ConvNet of "conv_no_decay" stays on its plateau
+# where Adam leaves it; meta_runs/step_scale/NOTES.md).
+PROBLEM_SETS["with_conv_no_decay"] = PROBLEM_SETS["with_nn_no_decay"] + (
+    dataclasses.replace(PROBLEM_SETS["conv_no_decay"][0], weight=36),)
+# Its long-horizon validation set: half no-decay MLPs, half ConvNets (by family weight).
+PROBLEM_SETS["nn_conv_no_decay"] = PROBLEM_SETS["nn_no_decay"] + (
+    dataclasses.replace(PROBLEM_SETS["conv_no_decay"][0], weight=24),)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -105,3 +105,21 @@ def test_random_image_data_is_structured_balanced_and_reproducible():
     x2, y2 = random_image_data(12, 5000, seed=4)
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
+
+
+def test_conv_meta_training_and_validation_sets():
+    """"with_conv_no_decay" adds the ConvNets to "with_nn_no_decay" (other families and weights unchanged);
+    "nn_conv_no_decay" splits its held-out problems evenly between no-decay MLPs and ConvNets."""
+    base = ProblemSampler.named("with_nn_no_decay").probabilities()
+    train = ProblemSampler.named("with_conv_no_decay")
+    assert train.names == problems.families("with_nn_no_decay") + ("conv_no_decay",)
+    weights = {f.name: f.weight for f in train.families}
+    assert weights["conv_no_decay"] == 36 and sum(weights.values()) == 36 + sum(
+        f.weight for f in ProblemSampler.named("with_nn_no_decay").families)
+    assert abs(train.probabilities()["conv_no_decay"] - 36 / (36 + 153)) < 1e-12 and len(base) == len(weights) - 1
+    val = ProblemSampler.named("nn_conv_no_decay")
+    assert val.probabilities() == {"wide_mlp_no_decay": 0.25, "wide_mlp_large_data_no_decay": 0.25,
+                                   "conv_no_decay": 0.5}
+    drawn = [val.choose(1_000_000 + i)[0].name for i in range(400)]
+    assert 0.4 < drawn.count("conv_no_decay") / 400 < 0.6
+    assert val.sample(1_000_003).family == "conv_no_decay" and val.sample(1_000_003).weight_decay == 0.0
