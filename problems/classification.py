@@ -16,6 +16,7 @@ from problems.base import Problem, split_key, stateless_normal
 
 _BATCH_SALT = 101
 DEFAULT_WEIGHT_DECAY = 1e-3  # the original's; problem names leave it out, so every original name is unchanged
+_ACTIVATIONS = {"sigmoid": tf.sigmoid, "relu": tf.nn.relu, "tanh": tf.tanh}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -38,6 +39,11 @@ class _Classifier(Problem):
 
     def logits(self, params, x):
         raise NotImplementedError
+
+    @property
+    def _decay_suffix(self) -> str:
+        """Name suffix for a non-default weight decay ("" for the original's, so original names are unchanged)."""
+        return "" if self.weight_decay == DEFAULT_WEIGHT_DECAY else f"_wd{self.weight_decay:g}"
 
     def init_params(self, seed):
         # Original rule: N(0, 1) · 1.2 / sqrt(shape[0]).
@@ -93,8 +99,8 @@ class MLPClassifier(_Classifier):
     @property
     def name(self) -> str:
         widths = "x".join(str(h) for h in self.hidden)
-        decay = "" if self.weight_decay == DEFAULT_WEIGHT_DECAY else f"_wd{self.weight_decay:g}"
-        return f"mlp_d{self.x.shape[1]}_h{widths}_k{self.num_classes}_{self.activation}_b{self.batch_size}{decay}"
+        return (f"mlp_d{self.x.shape[1]}_h{widths}_k{self.num_classes}_{self.activation}_b{self.batch_size}"
+                f"{self._decay_suffix}")
 
     @property
     def param_shapes(self):
@@ -105,7 +111,7 @@ class MLPClassifier(_Classifier):
         return tuple(shapes)
 
     def logits(self, params, x):
-        act = {"sigmoid": tf.sigmoid, "relu": tf.nn.relu, "tanh": tf.tanh}[self.activation]
+        act = _ACTIVATIONS[self.activation]
         h = x
         n_layers = len(params) // 2
         for i in range(n_layers):
@@ -138,9 +144,8 @@ class ConvClassifier(_Classifier):
     def name(self) -> str:
         layers = "-".join(f"{c}k{k}s{st}" for c, k, st in self.conv)
         extras = ("_bn" if self.batch_norm else "") + ("" if self.init_stddev is None else f"_init{self.init_stddev:g}")
-        decay = "" if self.weight_decay == DEFAULT_WEIGHT_DECAY else f"_wd{self.weight_decay:g}"
         return (f"conv_s{self.x.shape[1]}_{layers}_k{self.num_classes}_{self.activation}{extras}"
-                f"_b{self.batch_size}{decay}")
+                f"_b{self.batch_size}{self._decay_suffix}")
 
     def _roles(self) -> list[tuple[str, tuple[int, ...]]]:
         """(role, shape) of every parameter: kernel, bias, scale or shift."""
@@ -168,7 +173,7 @@ class ConvClassifier(_Classifier):
         return params
 
     def logits(self, params, x):
-        act = {"sigmoid": tf.sigmoid, "relu": tf.nn.relu, "tanh": tf.tanh}[self.activation]
+        act = _ACTIVATIONS[self.activation]
         h, i = x, 0
         for _, _, stride in self.conv:
             h = tf.nn.conv2d(h, params[i], strides=stride, padding="SAME")
