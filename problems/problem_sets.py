@@ -245,17 +245,16 @@ PROBLEM_SETS: dict[str, tuple[Family, ...]] = {
 # CPU-friendly subset for smoke tests: the default set without the 784..2048 quadratics.
 PROBLEM_SETS["no_large"] = tuple(f for f in PROBLEM_SETS["default"] if f.name != "quadratic_large")
 # Only ConvNets (no weight decay): the long-horizon validation set for ConvNets, beside "nn_no_decay".
-PROBLEM_SETS["conv_no_decay"] = (Family("conv_no_decay", 1, pick_spec(CONV_SPECS, build_conv)),)
+CONV_FAMILY = Family("conv_no_decay", 1, pick_spec(CONV_SPECS, build_conv))  # weight set per problem set below
+PROBLEM_SETS["conv_no_decay"] = (CONV_FAMILY,)
 # Only the no-decay MLP families: a long-horizon validation set for weights meant for real networks.
 PROBLEM_SETS["nn_no_decay"] = tuple(f for f in PROBLEM_SETS["with_nn_no_decay"] if f.name.endswith("_no_decay"))
 # "with_nn_no_decay" plus the ConvNets (~19% of tasks). Why: weights meta-trained without ConvNets anneal their
 # learning rates as MLPs want, and stall on ConvNets (the sigmoid ConvNet of "conv_no_decay" stays on its plateau
 # where Adam leaves it; meta_runs/step_scale/NOTES.md).
-PROBLEM_SETS["with_conv_no_decay"] = PROBLEM_SETS["with_nn_no_decay"] + (
-    dataclasses.replace(PROBLEM_SETS["conv_no_decay"][0], weight=36),)
+PROBLEM_SETS["with_conv_no_decay"] = PROBLEM_SETS["with_nn_no_decay"] + (dataclasses.replace(CONV_FAMILY, weight=36),)
 # Its long-horizon validation set: half no-decay MLPs, half ConvNets (by family weight).
-PROBLEM_SETS["nn_conv_no_decay"] = PROBLEM_SETS["nn_no_decay"] + (
-    dataclasses.replace(PROBLEM_SETS["conv_no_decay"][0], weight=24),)
+PROBLEM_SETS["nn_conv_no_decay"] = PROBLEM_SETS["nn_no_decay"] + (dataclasses.replace(CONV_FAMILY, weight=24),)
 
 
 @dataclasses.dataclass(frozen=True)

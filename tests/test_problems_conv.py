@@ -110,13 +110,10 @@ def test_random_image_data_is_structured_balanced_and_reproducible():
 def test_conv_meta_training_and_validation_sets():
     """"with_conv_no_decay" adds the ConvNets to "with_nn_no_decay" (other families and weights unchanged);
     "nn_conv_no_decay" splits its held-out problems evenly between no-decay MLPs and ConvNets."""
-    base = ProblemSampler.named("with_nn_no_decay").probabilities()
     train = ProblemSampler.named("with_conv_no_decay")
-    assert train.names == problems.families("with_nn_no_decay") + ("conv_no_decay",)
-    weights = {f.name: f.weight for f in train.families}
-    assert weights["conv_no_decay"] == 36 and sum(weights.values()) == 36 + sum(
-        f.weight for f in ProblemSampler.named("with_nn_no_decay").families)
-    assert abs(train.probabilities()["conv_no_decay"] - 36 / (36 + 153)) < 1e-12 and len(base) == len(weights) - 1
+    assert train.families[:-1] == ProblemSampler.named("with_nn_no_decay").families  # names, weights, factories
+    assert train.families[-1].name == "conv_no_decay" and train.families[-1].weight == 36
+    assert abs(train.probabilities()["conv_no_decay"] - 36 / (36 + 153)) < 1e-12
     val = ProblemSampler.named("nn_conv_no_decay")
     assert val.probabilities() == {"wide_mlp_no_decay": 0.25, "wide_mlp_large_data_no_decay": 0.25,
                                    "conv_no_decay": 0.5}
