@@ -110,3 +110,36 @@ def test_cache_key_of_a_keras_run_does_not_depend_on_earlier_experiments(tmp_pat
     ctx._mnist = types.SimpleNamespace(source="offline IDX")  # what experiment 2 leaves behind
     keras_models._keras_runner(ctx, problem, 20, 10, "imagenet_small_mock")(OptimizerSpec("adam", learning_rate=1e-3))
     assert keys[0] == keys[1] and keys[0]["data"] is None
+
+
+def test_held_out_problems_start_at_the_given_seed_and_skip_excluded_names(tmp_path):
+    from train.evaluation.context import Context
+    from train.evaluation.synthetic import held_out_problems
+
+    test = held_out_problems(Context(str(tmp_path), True, "init"))
+    assert len({p.name for p in test}) == 4
+    skipped = held_out_problems(Context(str(tmp_path), True, "init", exclude_problems=frozenset([test[0].name])))
+    assert [p.name for p in skipped][:3] == [p.name for p in test[1:]] and test[0].name not in [p.name for p in skipped]
+    validation = held_out_problems(Context(str(tmp_path), True, "init", first_problem_seed=10**6))
+    assert [p.name for p in validation] != [p.name for p in test]
+
+
+def test_select_weights_wins_is_experiment_1_on_validation_problems_without_test_names(tmp_path):
+    from train.evaluation.context import Context
+    from train.evaluation.synthetic import held_out_problems
+    from train.select_weights import score_wins
+
+    cache = str(tmp_path / "cache")
+    with pytest.raises(ValueError, match="cache_dir"):
+        score_wins(["init"], "", quick=True, verbose=0)
+    first, again = score_wins(["init", "init"], cache, quick=True, verbose=0)
+    assert first == again
+    rows = first["rows"]
+    test_names = {p.name for p in held_out_problems(Context(str(tmp_path / "t"), True, "init"))}
+    assert len(rows) == 4 and not test_names & {r["problem"] for r in rows}
+    for kind in ("adam", "rmsprop", "momentum"):
+        wins = [r["learned"]["final_mean"] < r[kind]["final_mean"] for r in rows]
+        assert first[kind] == pytest.approx(sum(wins) / 4)
+    files = len(os.listdir(os.path.join(cache, "cache")))
+    assert score_wins(["init"], cache, quick=True, verbose=0)[0] == first  # every run comes from the cache
+    assert len(os.listdir(os.path.join(cache, "cache"))) == files

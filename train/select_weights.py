@@ -2,6 +2,14 @@
 
     python -m train.select_weights --weights a.npz,b.npz,... --problem_set with_nn --length 2000 \\
         --num_problems 48 --copy_best lopt_tf/weights/new.npz
+    python -m train.select_weights --criterion wins --weights a.npz,b.npz,... --cache_dir DIR
+
+Criterion `meta_loss` (default): the meta-trainer's validation meta-loss (mean log loss ratio over the run).
+Criterion `wins`: evaluation experiment 1 on the validation range instead of the test range, i.e. the fraction of
+40 held-out problems of the meta-training distribution on which the set's final loss (mean of 3 seeds, 1,000 steps)
+is below learning-rate-tuned Adam's (then RMSProp's, as the tie-break). Problems whose name is also a test
+problem's (the fixed test functions, e.g. `booth`) are skipped, so no test problem is scored. Runs are cached in
+`--cache_dir`, so the baselines are tuned once for all sets and later calls reuse them.
 
 Meta-training validates every few steps on short unrolls (200 steps) to keep the run fast; the shipped
 weights are chosen among saved snapshots by this longer validation, since the evaluation runs 1,000-10,000
@@ -24,6 +32,8 @@ def define_flags():
     flags.DEFINE_integer("length", 2000, "Inner steps per problem.")
     flags.DEFINE_string("output", "", "Markdown table of the scores (optional).")
     flags.DEFINE_string("copy_best", "", "Copy the best .npz here (optional).")
+    flags.DEFINE_enum("criterion", "meta_loss", ["meta_loss", "wins"], "What to rank the sets by (see above).")
+    flags.DEFINE_string("cache_dir", "", "Criterion `wins`: directory of the cached runs (required).")
 
 
 def score(weights: list, problem_set: str, num_problems: int, length: int) -> list[float]:
@@ -54,17 +64,54 @@ def score(weights: list, problem_set: str, num_problems: int, length: int) -> li
     return scores
 
 
+VALIDATION_SEED = 10**6
+
+
+def score_wins(weights: list, cache_dir: str, quick: bool = False, verbose: int = 1) -> list[dict]:
+    """Win fractions against the tuned baselines (experiment 1 on validation seeds), one dict per set:
+    `{"adam": f, "rmsprop": f, "momentum": f, "rows": [...]}`. Sets may differ in architecture. `quick`: the
+    evaluation's quick sizes (4 problems, 100 steps, 1 seed)."""
+    import dataclasses
+
+    from train.evaluation.context import Context
+    from train.evaluation.synthetic import compare_on_problem, held_out_problems, win_fractions
+
+    if not cache_dir:
+        raise ValueError("criterion 'wins' needs --cache_dir (where its runs are cached)")
+    ctx = Context(cache_dir, quick=quick, weights=weights[0], verbose=0, first_problem_seed=VALIDATION_SEED)
+    test_names = {p.name for p in held_out_problems(dataclasses.replace(ctx, first_problem_seed=2_000_000))}
+    ctx.exclude_problems = frozenset(test_names)
+    items = held_out_problems(ctx)
+    out = []
+    for w in weights:
+        rows = [{"problem": p.name, **compare_on_problem(ctx, p, weights=w)} for p in items]
+        out.append({**win_fractions(rows), "rows": rows})
+        if verbose:
+            print(w, " ".join(f"{k} {out[-1][k]:.0%}" for k in ("adam", "rmsprop", "momentum")), flush=True)
+    return out
+
+
 def main(argv):
     del argv
-    scores = score(FLAGS.weights, FLAGS.problem_set, FLAGS.num_problems, FLAGS.length)
+    if FLAGS.criterion == "wins":
+        results = score_wins(FLAGS.weights, FLAGS.cache_dir)
+        scores = [-(r["adam"] + 1e-3 * r["rmsprop"]) for r in results]  # most wins vs Adam, then vs RMSProp
+        header = ("Wins against learning-rate-tuned baselines on 40 held-out problems of the meta-training "
+                  "distribution (validation seeds 1,000,000+, test problems' names excluded; 1,000 steps, "
+                  "3 seeds; higher is better)\n\n| weights | vs Adam | vs RMSProp | vs SGD+momentum |\n|---|---|---|---|\n")
+        cells = [f"{r['adam']:.0%} | {r['rmsprop']:.0%} | {r['momentum']:.0%}" for r in results]
+    else:
+        scores = score(FLAGS.weights, FLAGS.problem_set, FLAGS.num_problems, FLAGS.length)
+        header = (f"Validation meta-loss, {FLAGS.num_problems} held-out `{FLAGS.problem_set}` problems, "
+                  f"{FLAGS.length} steps (lower is better)\n\n| weights | score |\n|---|---|\n")
+        cells = [f"{s:.4f}" for s in scores]
     best = min(range(len(scores)), key=scores.__getitem__)
-    print("best:", FLAGS.weights[best], f"{scores[best]:.4f}")
+    print("best:", FLAGS.weights[best], cells[best])
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
-            f.write(f"Validation meta-loss, {FLAGS.num_problems} held-out `{FLAGS.problem_set}` problems, "
-                    f"{FLAGS.length} steps (lower is better)\n\n| weights | score |\n|---|---|\n")
-            f.writelines(f"| {w}{' (best)' if i == best else ''} | {s:.4f} |\n"
-                         for i, (w, s) in enumerate(zip(FLAGS.weights, scores)))
+            f.write(header)
+            f.writelines(f"| {w}{' (best)' if i == best else ''} | {c} |\n"
+                         for i, (w, c) in enumerate(zip(FLAGS.weights, cells)))
     if FLAGS.copy_best:
         copy_weights(FLAGS.weights[best], FLAGS.copy_best)
         print("copied to", FLAGS.copy_best, json.dumps({"score": scores[best]}))

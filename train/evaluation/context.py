@@ -15,6 +15,10 @@ class Context:
     weights: str
     ablation_weights: dict[str, str] = dataclasses.field(default_factory=dict)
     verbose: int = 1
+    # Seeds of the synthetic problems (experiments 1, 4, 5): the evaluation's test range starts at 2,000,000;
+    # weight selection runs the same experiments on the validation range (1,000,000+), see train.select_weights.
+    first_problem_seed: int = 2_000_000
+    exclude_problems: frozenset = frozenset()  # problem names to skip (selection: the test problems' names)
 
     def __post_init__(self):
         os.makedirs(self.out_dir, exist_ok=True)

@@ -14,18 +14,18 @@ from train.evaluation.optimizers import BASELINES, LABELS, OptimizerSpec
 from train.evaluation.runs import final_loss, run_synthetic, steps_to_reach, summarize
 from train.evaluation.tuning import half_decades, tune
 
-HELD_OUT_SEED = 2_000_000  # meta-training draws task seeds by hashing; validation uses 1,000,000 + i
-
-
 def held_out_problems(ctx):
-    """The first `count` distinct problems drawn from seeds 2,000,000, 2,000,001, ...
+    """The first `count` distinct problems drawn from seeds `ctx.first_problem_seed` + 0, 1, 2, ...
 
-    Distinct by name: a repeated draw would count twice in the win fraction, and the run cache is keyed by name.
+    The test problems start at seed 2,000,000 (meta-training draws task seeds by hashing; validation uses
+    1,000,000 + i). Distinct by name: a repeated draw would count twice in the win fraction, and the run cache
+    is keyed by name. Names in `ctx.exclude_problems` are skipped.
     """
     problem_set = ctx.size("no_large", "default")
     count = ctx.size(4, 40)
-    items, names = [], set()
-    for seed in range(HELD_OUT_SEED, HELD_OUT_SEED + 100 * count):
+    items, names = [], set(ctx.exclude_problems)
+    first = ctx.first_problem_seed
+    for seed in range(first, first + 100 * count):
         problem = problems.sample(seed, problem_set)
         if problem.name not in names:
             names.add(problem.name)
@@ -55,6 +55,11 @@ def compare_on_problem(ctx, problem, weights=None):
     return out
 
 
+def win_fractions(rows) -> dict[str, float]:
+    """Per baseline, the fraction of rows whose learned mean final loss is strictly below the baseline's."""
+    return {k: float(np.mean([r["learned"]["final_mean"] < r[k]["final_mean"] for r in rows])) for k in BASELINES}
+
+
 def meta_distribution(ctx) -> dict:
     """Experiment 1: fraction of held-out problems where the learned optimizer beats each tuned baseline."""
     items = held_out_problems(ctx)
@@ -64,7 +69,7 @@ def meta_distribution(ctx) -> dict:
         res = compare_on_problem(ctx, problem)
         rows.append({"problem": problem.name, "family": problem.family, **res})
         bar.update(i + 1)
-    wins = {k: float(np.mean([r["learned"]["final_mean"] < r[k]["final_mean"] for r in rows])) for k in BASELINES}
+    wins = win_fractions(rows)
     table = "| baseline (tuned lr) | learned optimizer wins |\n|---|---|\n" + "".join(
         f"| {LABELS[k]} | {wins[k]:.0%} ({sum(r['learned']['final_mean'] < r[k]['final_mean'] for r in rows)}"
         f"/{len(rows)}) |\n" for k in BASELINES)
