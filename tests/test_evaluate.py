@@ -45,6 +45,10 @@ def test_quick_run_writes_every_file_with_finite_numbers(quick_run):
         results = json.load(f)["experiments"]
     assert set(results) == {"1", "2", "6"}
     assert all(0.0 <= w <= 1.0 for w in results["1"]["wins"].values())
+    rows = results["1"]["rows"]
+    for kind, ties in results["1"]["ties"].items():
+        assert ties == sum(r["learned"]["final_mean"] == r[kind]["final_mean"] for r in rows)
+        assert round(results["1"]["wins"][kind] * len(rows)) + ties <= len(rows)
     for row in results["2"]["rows"]:
         for key in ("learned", "adam_default", "adam", "rmsprop", "momentum"):
             assert math.isfinite(row[key]["final_mean"]), (row["problem"], key)

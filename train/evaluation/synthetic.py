@@ -70,16 +70,19 @@ def meta_distribution(ctx) -> dict:
         rows.append({"problem": problem.name, "family": problem.family, **res})
         bar.update(i + 1)
     wins = win_fractions(rows)
-    table = "| baseline (tuned lr) | learned optimizer wins |\n|---|---|\n" + "".join(
+    # Equal final losses (both stuck at the same value, or both exactly 0) are not wins; counted to show how many.
+    ties = {k: sum(r["learned"]["final_mean"] == r[k]["final_mean"] for r in rows) for k in BASELINES}
+    table = "| baseline (tuned lr) | learned optimizer wins | equal final loss (not a win) |\n|---|---|---|\n" + "".join(
         f"| {LABELS[k]} | {wins[k]:.0%} ({sum(r['learned']['final_mean'] < r[k]['final_mean'] for r in rows)}"
-        f"/{len(rows)}) |\n" for k in BASELINES)
+        f"/{len(rows)}) | {ties[k]} |\n" for k in BASELINES)
     detail = "| problem | family | learned | " + " | ".join(f"{LABELS[k]} (lr)" for k in BASELINES) + " |\n"
     detail += "|---|---|---|" + "---|" * len(BASELINES) + "\n"
     for r in rows:
         detail += f"| {r['problem']} | {r['family']} | {r['learned']['final_mean']:.3g} | " + " | ".join(
             f"{r[k]['final_mean']:.3g} ({r[k]['lr']:.2g})" for k in BASELINES) + " |\n"
     plots.win_scatter(rows, ctx.figure("exp1_meta_distribution"))
-    return {"wins": wins, "rows": rows, "tables": [table, detail], "figures": ["exp1_meta_distribution.png"]}
+    return {"wins": wins, "ties": ties, "rows": rows, "tables": [table, detail],
+            "figures": ["exp1_meta_distribution.png"]}
 
 
 def lr_robustness(ctx) -> dict:
