@@ -73,13 +73,13 @@ def score_wins(weights: list, cache_dir: str, quick: bool = False, verbose: int 
     evaluation's quick sizes (4 problems, 100 steps, 1 seed)."""
     import dataclasses
 
-    from train.evaluation.context import Context
+    from train.evaluation.context import TEST_PROBLEM_SEED, Context
     from train.evaluation.synthetic import compare_on_problem, held_out_problems, win_fractions
 
     if not cache_dir:
         raise ValueError("criterion 'wins' needs --cache_dir (where its runs are cached)")
     ctx = Context(cache_dir, quick=quick, weights=weights[0], verbose=0, first_problem_seed=VALIDATION_SEED)
-    test_names = {p.name for p in held_out_problems(dataclasses.replace(ctx, first_problem_seed=2_000_000))}
+    test_names = {p.name for p in held_out_problems(dataclasses.replace(ctx, first_problem_seed=TEST_PROBLEM_SEED))}
     ctx.exclude_problems = frozenset(test_names)
     items = held_out_problems(ctx)
     out = []

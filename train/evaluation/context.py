@@ -7,6 +7,8 @@ import os
 
 from train.evaluation.runs import RunCache
 
+TEST_PROBLEM_SEED = 2_000_000  # the evaluation's synthetic test problems; weight selection uses 1,000,000+
+
 
 @dataclasses.dataclass
 class Context:
@@ -17,7 +19,7 @@ class Context:
     verbose: int = 1
     # Seeds of the synthetic problems (experiments 1, 4, 5): the evaluation's test range starts at 2,000,000;
     # weight selection runs the same experiments on the validation range (1,000,000+), see train.select_weights.
-    first_problem_seed: int = 2_000_000
+    first_problem_seed: int = TEST_PROBLEM_SEED
     exclude_problems: frozenset = frozenset()  # problem names to skip (selection: the test problems' names)
 
     def __post_init__(self):
