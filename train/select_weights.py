@@ -98,7 +98,8 @@ def main(argv):
         scores = [-(r["adam"] + 1e-3 * r["rmsprop"]) for r in results]  # most wins vs Adam, then vs RMSProp
         header = ("Wins against learning-rate-tuned baselines on 40 held-out problems of the meta-training "
                   "distribution (validation seeds 1,000,000+, test problems' names excluded; 1,000 steps, "
-                  "3 seeds; higher is better)\n\n| weights | vs Adam | vs RMSProp | vs SGD+momentum |\n|---|---|---|---|\n")
+                  "3 seeds; higher is better)\n\n"
+                  "| weights | vs Adam | vs RMSProp | vs SGD+momentum |\n|---|---|---|---|\n")
         cells = [f"{r['adam']:.0%} | {r['rmsprop']:.0%} | {r['momentum']:.0%}" for r in results]
     else:
         scores = score(FLAGS.weights, FLAGS.problem_set, FLAGS.num_problems, FLAGS.length)

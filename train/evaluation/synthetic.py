@@ -72,7 +72,8 @@ def meta_distribution(ctx) -> dict:
     wins = win_fractions(rows)
     # Equal final losses (both stuck at the same value, or both exactly 0) are not wins; counted to show how many.
     ties = {k: sum(r["learned"]["final_mean"] == r[k]["final_mean"] for r in rows) for k in BASELINES}
-    table = "| baseline (tuned lr) | learned optimizer wins | equal final loss (not a win) |\n|---|---|---|\n" + "".join(
+    table = "| baseline (tuned lr) | learned optimizer wins | equal final loss (not a win) |\n|---|---|---|\n"
+    table += "".join(
         f"| {LABELS[k]} | {wins[k]:.0%} ({sum(r['learned']['final_mean'] < r[k]['final_mean'] for r in rows)}"
         f"/{len(rows)}) | {ties[k]} |\n" for k in BASELINES)
     detail = "| problem | family | learned | " + " | ".join(f"{LABELS[k]} (lr)" for k in BASELINES) + " |\n"
