@@ -64,23 +64,22 @@ def score(weights: list, problem_set: str, num_problems: int, length: int) -> li
     return scores
 
 
-VALIDATION_SEED = 10**6
-
-
 def score_wins(weights: list, cache_dir: str, quick: bool = False, verbose: int = 1) -> list[dict]:
     """Win fractions against the tuned baselines (experiment 1 on validation seeds), one dict per set:
     `{"adam": f, "rmsprop": f, "momentum": f, "rows": [...]}`. Sets may differ in architecture. `quick`: the
     evaluation's quick sizes (4 problems, 100 steps, 1 seed)."""
     import dataclasses
 
-    from train.evaluation.context import TEST_PROBLEM_SEED, Context
+    from train.evaluation.context import Context
     from train.evaluation.synthetic import compare_on_problem, held_out_problems, win_fractions
+    from train.trainer import MetaTrainConfig
 
     if not cache_dir:
         raise ValueError("criterion 'wins' needs --cache_dir (where its runs are cached)")
-    ctx = Context(cache_dir, quick=quick, weights=weights[0], verbose=0, first_problem_seed=VALIDATION_SEED)
-    test_names = {p.name for p in held_out_problems(dataclasses.replace(ctx, first_problem_seed=TEST_PROBLEM_SEED))}
-    ctx.exclude_problems = frozenset(test_names)
+    test_ctx = Context(cache_dir, quick=quick, weights=weights[0], verbose=0)  # the evaluation's test problems
+    test_names = frozenset(p.name for p in held_out_problems(test_ctx))
+    ctx = dataclasses.replace(test_ctx, first_problem_seed=MetaTrainConfig.validation_seed,
+                              exclude_problems=test_names)
     items = held_out_problems(ctx)
     out = []
     for w in weights:

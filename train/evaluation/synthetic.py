@@ -55,9 +55,14 @@ def compare_on_problem(ctx, problem, weights=None):
     return out
 
 
+def _learned_wins(row, kind: str) -> bool:
+    """The learned optimizer's mean final loss is strictly below baseline `kind`'s (an equal loss is no win)."""
+    return row["learned"]["final_mean"] < row[kind]["final_mean"]
+
+
 def win_fractions(rows) -> dict[str, float]:
-    """Per baseline, the fraction of rows whose learned mean final loss is strictly below the baseline's."""
-    return {k: float(np.mean([r["learned"]["final_mean"] < r[k]["final_mean"] for r in rows])) for k in BASELINES}
+    """Per baseline, the fraction of rows the learned optimizer wins."""
+    return {k: float(np.mean([_learned_wins(r, k) for r in rows])) for k in BASELINES}
 
 
 def meta_distribution(ctx) -> dict:
@@ -74,8 +79,8 @@ def meta_distribution(ctx) -> dict:
     ties = {k: sum(r["learned"]["final_mean"] == r[k]["final_mean"] for r in rows) for k in BASELINES}
     table = "| baseline (tuned lr) | learned optimizer wins | equal final loss (not a win) |\n|---|---|---|\n"
     table += "".join(
-        f"| {LABELS[k]} | {wins[k]:.0%} ({sum(r['learned']['final_mean'] < r[k]['final_mean'] for r in rows)}"
-        f"/{len(rows)}) | {ties[k]} |\n" for k in BASELINES)
+        f"| {LABELS[k]} | {wins[k]:.0%} ({sum(_learned_wins(r, k) for r in rows)}/{len(rows)}) | {ties[k]} |\n"
+        for k in BASELINES)
     detail = "| problem | family | learned | " + " | ".join(f"{LABELS[k]} (lr)" for k in BASELINES) + " |\n"
     detail += "|---|---|---|" + "---|" * len(BASELINES) + "\n"
     for r in rows:
