@@ -147,3 +147,39 @@ def test_select_weights_wins_is_experiment_1_on_validation_problems_without_test
     files = len(os.listdir(os.path.join(cache, "cache")))
     assert score_wins(["init"], cache, quick=True, verbose=0)[0] == first  # every run comes from the cache
     assert len(os.listdir(os.path.join(cache, "cache"))) == files
+
+
+def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_path):
+    import numpy as np
+
+    import problems
+    from train.evaluation.optimizers import OptimizerSpec
+    from train.evaluation.runs import run_synthetic
+    from train.select_weights import score_final_vs_adam
+    from train.trainer import MetaTrainConfig
+
+    cache = str(tmp_path / "cache")
+    with pytest.raises(ValueError, match="cache_dir"):
+        score_final_vs_adam(["init"], ["default"], 2, 40, "", record_every=20, verbose=0)
+    with pytest.raises(ValueError, match="multiple"):
+        score_final_vs_adam(["init"], ["default"], 2, 30, cache, record_every=20, verbose=0)
+    first, again = score_final_vs_adam(["init", "init"], ["default", "nn_no_decay"], 2, 40, cache,
+                                       record_every=20, verbose=0)
+    assert first == again and len(first["rows"]) == 4
+    assert [r["problem_set"] for r in first["rows"]] == ["default", "default", "nn_no_decay", "nn_no_decay"]
+    # Row 0 is held-out problem 0 of "default" (validation seed), both optimizers run as the evaluation runs them.
+    seed = MetaTrainConfig.validation_seed
+    problem = problems.ProblemSampler.named("default").sample(seed)
+    row = first["rows"][0]
+    assert row["problem"] == problem.name
+    assert row["adam"] == pytest.approx(run_synthetic(problem, OptimizerSpec("adam", learning_rate=1e-3), 40, seed,
+                                                      20)["losses"][-1], rel=1e-6)
+    assert row["learned"] == pytest.approx(run_synthetic(problem, OptimizerSpec("learned", weights="init"), 40,
+                                                         seed, 20)["losses"][-1], rel=1e-6)
+    rows = first["rows"]
+    assert first["wins"] == sum(r["learned"] <= r["adam"] for r in rows) / 4
+    assert first["log10_ratio"] == pytest.approx(np.mean([np.log10(r["learned"] / r["adam"]) for r in rows]))
+    files = len(os.listdir(cache))
+    assert score_final_vs_adam(["init"], ["default", "nn_no_decay"], 2, 40, cache, record_every=20,
+                               verbose=0)[0] == first  # every run comes from the cache
+    assert len(os.listdir(cache)) == files == 8  # one learned and one Adam run per problem
