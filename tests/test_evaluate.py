@@ -179,7 +179,7 @@ def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_pa
     rows = first["rows"]
     assert first["wins"] == sum(r["learned"] <= r["adam"] for r in rows) / 4
     assert first["log10_ratio"] == pytest.approx(np.mean([np.log10(r["learned"] / r["adam"]) for r in rows]))
-    files = len(os.listdir(cache))
+    files = len(os.listdir(os.path.join(cache, "cache")))
     assert score_final_vs_adam(["init"], ["default", "nn_no_decay"], 2, 40, cache, record_every=20,
                                verbose=0)[0] == first  # every run comes from the cache
-    assert len(os.listdir(cache)) == files == 8  # one learned and one Adam run per problem
+    assert len(os.listdir(os.path.join(cache, "cache"))) == files == 8  # one learned and one Adam run per problem

@@ -113,32 +113,32 @@ def score_final_vs_adam(weights: list, problem_sets: list[str], num_problems: in
     import math
 
     import problems
+    from train.evaluation.context import Context
     from train.evaluation.optimizers import OptimizerSpec
-    from train.evaluation.runs import RunCache, final_loss, run_synthetic
+    from train.evaluation.runs import final_loss
+    from train.evaluation.synthetic import cached_runner
     from train.trainer import MetaTrainConfig
 
     if not cache_dir:
         raise ValueError("criterion 'final_vs_adam' needs --cache_dir (where its runs are cached)")
     if length % record_every:
         raise ValueError(f"length {length} must be a multiple of record_every {record_every}")
-    cache = RunCache(cache_dir)
+    ctx = Context(cache_dir, quick=False, weights=weights[0], verbose=0)  # its run cache: <cache_dir>/cache
     items = []
     for name in problem_sets:
         sampler = problems.ProblemSampler.named(name)
         items += [(name, sampler.sample(MetaTrainConfig.validation_seed + i), MetaTrainConfig.validation_seed + i)
                   for i in range(num_problems)]
 
-    def final(spec, problem_set, problem, seed):
-        key = {"exp": "final_vs_adam", "problem_set": problem_set, "problem": problem.name, "seed": seed,
-               "steps": length, "record_every": record_every, "spec": spec.key()}
-        value = final_loss(cache.get_or_run(key, lambda: run_synthetic(problem, spec, length, seed, record_every)))
+    def final(spec, problem, seed):
+        value = final_loss(cached_runner(ctx, problem, length, record_every)(spec, seed))
         return value if math.isfinite(value) else 1e30
 
     adam = OptimizerSpec("adam", learning_rate=ADAM_DEFAULT_LR)
     out = []
     for w in weights:
-        rows = [{"problem_set": s, "problem": p.name, "learned": final(OptimizerSpec("learned", weights=w), s, p, seed),
-                 "adam": final(adam, s, p, seed)} for s, p, seed in items]
+        rows = [{"problem_set": s, "problem": p.name, "learned": final(OptimizerSpec("learned", weights=w), p, seed),
+                 "adam": final(adam, p, seed)} for s, p, seed in items]
         ratios = [math.log10(max(r["learned"], 1e-30) / max(r["adam"], 1e-30)) for r in rows]
         out.append({"wins": sum(r["learned"] <= r["adam"] for r in rows) / len(rows),
                     "log10_ratio": sum(ratios) / len(ratios), "rows": rows})

@@ -35,7 +35,8 @@ def held_out_problems(ctx):
     raise ValueError(f"problem set {problem_set!r} gave fewer than {count} distinct problems")
 
 
-def _runner(ctx, problem, steps, record_every):
+def cached_runner(ctx, problem, steps, record_every):
+    """`run(spec, seed) -> curve` of `problem` for `steps` steps, cached in `ctx.cache` (keyed by problem name)."""
     def run(spec: OptimizerSpec, seed: int = 0):
         key = {"exp": "synthetic", "problem": problem.name, "family": problem.family, "steps": steps,
                "record_every": record_every, "seed": seed, "spec": spec.key()}
@@ -46,7 +47,7 @@ def _runner(ctx, problem, steps, record_every):
 def compare_on_problem(ctx, problem, weights=None):
     """Learned optimizer (untuned) and the three tuned baselines on one problem, at every seed."""
     steps, every = ctx.size(100, 1000), ctx.size(10, 50)
-    run = _runner(ctx, problem, steps, every)
+    run = cached_runner(ctx, problem, steps, every)
     grid = half_decades(-3, -1) if ctx.quick else half_decades(-4, 0)
     out = {"learned": summarize([run(OptimizerSpec("learned", weights=weights or ctx.weights), s) for s in ctx.seeds])}
     for kind in BASELINES:
@@ -100,7 +101,7 @@ def lr_robustness(ctx) -> dict:
     curves = {k: [] for k in ("learned", "adam", "rmsprop")}
     bar = keras.utils.Progbar(len(items), verbose=ctx.verbose, unit_name="problem")
     for i, problem in enumerate(items):
-        run = _runner(ctx, problem, steps, every)
+        run = cached_runner(ctx, problem, steps, every)
         for kind in curves:
             specs = [OptimizerSpec("learned", weights=ctx.weights, init_lr=lr) if kind == "learned"
                      else OptimizerSpec(kind, learning_rate=lr) for lr in lrs]
@@ -126,7 +127,7 @@ def ablations(ctx) -> dict:
     steps, every = ctx.size(100, 1000), ctx.size(10, 50)
     finals = {name: [] for name in sets}
     for problem in items:
-        run = _runner(ctx, problem, steps, every)
+        run = cached_runner(ctx, problem, steps, every)
         for name, weights in sets.items():
             finals[name].append(float(np.mean([final_loss(run(OptimizerSpec("learned", weights=weights), s))
                                                for s in ctx.seeds])))
