@@ -160,7 +160,7 @@ def main(argv):
     elif FLAGS.criterion == "final_vs_adam":
         results = score_final_vs_adam(FLAGS.weights, FLAGS.problem_set.split(","), FLAGS.num_problems,
                                       FLAGS.length, FLAGS.cache_dir)
-        scores = [-(r["wins"] - 1e-3 * r["log10_ratio"]) for r in results]  # most wins, then the lower ratio
+        scores = [(-r["wins"], r["log10_ratio"]) for r in results]  # most wins, then the lower ratio
         rows = results[0]["rows"]
         header = (f"Final loss after {FLAGS.length} steps against Adam at lr 1e-3, {FLAGS.num_problems} held-out "
                   f"problems of each of {FLAGS.problem_set} (seeds 1,000,000+; higher wins are better)\n\n"
