@@ -176,6 +176,15 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0) -> dict[str, tf.
     return state
 
 
+def true_params(config: HRNNConfig, params, state) -> list:
+    """The true parameters, where the loss is measured: `params` themselves, or, with the attention look-ahead
+    on (`use_attention`: `params` are then the look-ahead points the gradient is taken at), the ones kept flat
+    in `state["true_param"]`, returned in the shapes and dtypes of `params`."""
+    if not config.use_attention:
+        return list(params)
+    return Layout.of(params).unflatten(state["true_param"], params)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The step
 # ----------------------------------------------------------------------------------------------------------
