@@ -169,10 +169,8 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     def true_parameters(self) -> list[tf.Tensor]:
         """The true parameters: the model's variables, or, with look-ahead on, the ones kept in the state."""
-        if not self.hrnn_config.use_attention:
-            return [tf.convert_to_tensor(v) for v in self._trainable_variables]
-        return self._layout.unflatten(tf.convert_to_tensor(self._state_vars["true_param"]),
-                                      self._trainable_variables)
+        return hrnn.true_params(self.hrnn_config, [tf.convert_to_tensor(v) for v in self._trainable_variables],
+                                self.state)
 
     def get_config(self):
         config = super().get_config()

@@ -5,9 +5,11 @@
 `lopt_tf.hrnn.step` as `LearnedOptimizer`, and returns the meta-loss, its gradient w.r.t. the meta-parameters,
 and the final parameters and optimizer state (no gradient crosses the unroll boundary).
 
-Meta-loss (hrnn_reference.md §4.3, quirk #8 fixed): mean over the unroll of log(f_t / (f_init + eps) + eps),
-f_t = full-batch objective at the true parameters after each update, f_init = objective at the start of the
-task's first unroll. The optimizer sees the problem's mini-batch / noisy / sparse gradient.
+Meta-loss (the log objective of the original `metaopt.py`, `use_log_objective`): mean over the unroll of
+log(f_t / (f_init + eps) + eps), f_t = full-batch objective at the true parameters after each of the L updates,
+each counted once (the original collects the start value twice and never the loss after the last update),
+f_init = objective at the start of the task's first unroll. The optimizer sees the problem's mini-batch /
+noisy / sparse gradient.
 """
 
 from __future__ import annotations
@@ -19,13 +21,6 @@ from lopt_tf.config import HRNNConfig
 from lopt_tf.layout import Layout
 
 EPS = 1e-6
-
-
-def true_params(config: HRNNConfig, params, state):
-    """The parameters the meta-loss is measured at: the look-ahead variant keeps them in the state."""
-    if not config.use_attention:
-        return params
-    return Layout.of(params).unflatten(state["true_param"], params)
 
 
 def log_ratio(f, f_init):
@@ -78,7 +73,7 @@ def make_unroll(problem, config: HRNNConfig, meta_vars: dict, max_length: int, f
             if first_order:
                 grads = [tf.stop_gradient(g) for g in grads]
             params, state = step_fn(meta, params, grads, state)
-            total += log_ratio(problem.objective(true_params(config, params, state)), f_init)
+            total += log_ratio(problem.objective(hrnn.true_params(config, params, state)), f_init)
             return t + 1, total, params, state
 
         _, total, params, state = tf.while_loop(
@@ -93,7 +88,7 @@ def make_unroll(problem, config: HRNNConfig, meta_vars: dict, max_length: int, f
             meta = {k: tf.convert_to_tensor(v) for k, v in zip(keys, meta_list)}
             loss, params, state = inner_loop(meta, params, state, f_init, start_step, length, seed)
         grads = tape.gradient(loss, meta_list, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        f_last = problem.objective(true_params(config, params, state))
+        f_last = problem.objective(hrnn.true_params(config, params, state))
         return loss, dict(zip(keys, grads)), params, state, f_last
 
     @tf.function(jit_compile=jit_compile, input_signature=signature)
