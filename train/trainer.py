@@ -1,11 +1,12 @@
 """Meta-training of the hierarchical-RNN optimizer by truncated back-propagation through unrolled optimization.
 
 A *task* is one sampled problem optimized from fresh parameters for U partial unrolls of lengths L_j, with
-U = min_unrolls + round(Exp(unrolls_scale)) and L_j = min_length + round(Exp(length_scale)) (heavy-tailed, as in
-hrnn_reference.md §4.2). Each meta-step runs one partial unroll on each of `problems_per_step` task streams,
-averages their meta-gradients (all-reduced across workers under `tf.distribute`), and applies one
-meta-optimizer step. Parameters and optimizer state carry across the unrolls of a task (end-of-unroll state:
-quirk #9 fixed); no gradient crosses an unroll boundary.
+U = min_unrolls + round(Exp(unrolls_scale)) and L_j = min_length + round(Exp(length_scale)) (the heavy-tailed
+draws of the original `metaopt.train_optimizer`, defaults of `metarun.py`). Each meta-step runs one partial
+unroll on each of `problems_per_step` task streams, averages their meta-gradients (all-reduced across workers
+under `tf.distribute`), and applies one meta-optimizer step. Parameters and optimizer state carry across the
+unrolls of a task, each unroll starting from the state at the end of the previous one (the original carries
+the state from the start of the last unroll); no gradient crosses an unroll boundary.
 
 Everything random is derived from (seed, worker, stream, task index), and the live task state is part of the
 checkpoint, so a resumed run reproduces an uninterrupted one bit for bit.
@@ -62,7 +63,7 @@ class MetaTrainConfig:
     remat: bool = True  # recompute each inner step in the backward pass (memory per step ~3.5x lower)
     # Each stream's meta-gradient is scaled down to this global norm before the average (0: off). Chaotic
     # unrolls give rare meta-gradients of 1e4..1e14 that would otherwise fill Adam's second moment and freeze
-    # every meta-parameter for thousands of steps (what stalled hrnn_v1).
+    # every meta-parameter for thousands of steps (meta-training with Adam then stalls).
     stream_clip_norm: float = 0.0
 
     def to_dict(self):

@@ -1,6 +1,6 @@
 """Optimizers compared by the evaluation, in two forms: pure update rules for synthetic problems (run inside
-one `tf.while_loop`) and Keras optimizers for Keras models. The baselines follow Keras's own update rules and
-defaults (Adam eps 1e-7, RMSProp rho 0.9, SGD momentum 0.9), so both forms are the same optimizer.
+one `tf.while_loop`) and Keras optimizers for Keras models. The baselines are `train.baselines`' rules with
+Keras's defaults (Adam eps 1e-7, RMSProp rho 0.9, SGD momentum 0.9), so both forms are the same optimizer.
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.resources
+import os
 
 import keras
 import tensorflow as tf
@@ -15,21 +17,49 @@ import tensorflow as tf
 import lopt_tf
 from lopt_tf import hrnn
 from lopt_tf.weights import load_weights
-from train.unroll import true_params
+from train import baselines
 
 BASELINES = ("adam", "rmsprop", "momentum")
 LABELS = {"adam": "Adam", "rmsprop": "RMSProp", "momentum": "SGD+momentum", "learned": "Learned (HRNN)"}
+RULES = {"adam": baselines.Adam(), "rmsprop": baselines.RMSProp(), "momentum": baselines.SGD()}
+
+
+def _stamp(weights: str | None) -> int | None:
+    """Modification time of the file (or SavedModel directory) `weights` names, so a rewritten one is read again."""
+    if weights is None:
+        return None
+    shipped = importlib.resources.files("lopt_tf").joinpath("weights", f"{weights}.npz")
+    for path in (weights, str(shipped)):
+        if os.path.exists(path):
+            return os.stat(path).st_mtime_ns
+    return None
 
 
 @functools.lru_cache(maxsize=None)
-def weights_digest(weights: str) -> str:
-    """Hash of a weight set's values, so cached runs of a re-shipped set under the same name are not reused."""
-    meta, _, _ = load_weights(weights)
+def _load(weights: str, stamp: int | None):
+    del stamp  # part of the cache key only
+    return load_weights(weights)
+
+
+def resolve_weights(weights: str):
+    """`load_weights(weights)` -> (meta, config, info), read once per process (again if the file changed).
+    The arrays are shared between callers: treat them as read-only."""
+    return _load(weights, _stamp(weights))
+
+
+@functools.lru_cache(maxsize=None)
+def _digest(weights: str, stamp: int | None) -> str:
+    meta, _, _ = _load(weights, stamp)
     h = hashlib.sha1()
     for k in sorted(meta):
         h.update(k.encode())
         h.update(meta[k].tobytes())
     return h.hexdigest()[:16]
+
+
+def weights_digest(weights: str) -> str:
+    """Hash of a weight set's values, so cached runs of a re-shipped set under the same name are not reused."""
+    return _digest(weights, _stamp(weights))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,20 +89,22 @@ class OptimizerSpec:
         return f"{LABELS[self.kind]} lr={self.learning_rate:g}"
 
     def hrnn_config(self):
-        _, config, _ = load_weights(self.weights)
+        _, config, _ = resolve_weights(self.weights)
         if self.init_lr:
             config = dataclasses.replace(config, init_lr_range=(self.init_lr, self.init_lr))
         return config
 
     def keras_optimizer(self, seed: int = 0) -> keras.optimizers.Optimizer:
-        if self.kind == "learned":
+        if self.kind == "learned":  # built from the weights' name, which its config records (and so reads them)
             return lopt_tf.LearnedOptimizer(learning_rate=self.learning_rate, weights=self.weights,
                                             hrnn_config=self.hrnn_config(), seed=seed)
+        rule = RULES[self.kind]
         if self.kind == "adam":
-            return keras.optimizers.Adam(self.learning_rate)
+            return keras.optimizers.Adam(self.learning_rate, beta_1=rule.beta_1, beta_2=rule.beta_2,
+                                         epsilon=rule.epsilon)
         if self.kind == "rmsprop":
-            return keras.optimizers.RMSprop(self.learning_rate)
-        return keras.optimizers.SGD(self.learning_rate, momentum=0.9)
+            return keras.optimizers.RMSprop(self.learning_rate, rho=rule.rho, epsilon=rule.epsilon)
+        return keras.optimizers.SGD(self.learning_rate, momentum=rule.momentum)
 
 
 class PureOptimizer:
@@ -81,34 +113,20 @@ class PureOptimizer:
     def __init__(self, spec: OptimizerSpec):
         self.spec = spec
         if spec.kind == "learned":
-            meta, _, _ = load_weights(spec.weights)
+            meta, _, _ = resolve_weights(spec.weights)
             self.meta = {k: tf.constant(v) for k, v in meta.items()}
             self.config = spec.hrnn_config()
+        else:
+            self.rule = RULES[spec.kind]
 
     def init(self, params, seed: int):
         if self.spec.kind == "learned":
             return hrnn.init_state(self.meta, self.config, params, seed)
-        zeros = [tf.zeros_like(p) for p in params]
-        if self.spec.kind == "adam":
-            return {"m": zeros, "v": [tf.zeros_like(p) for p in params], "t": tf.constant(0.0)}
-        return {"s": zeros}
+        return self.rule.init(params)
 
     def update(self, params, grads, state, lr):
-        kind = self.spec.kind
-        if kind == "learned":
+        if self.spec.kind == "learned":
             new, state = hrnn.step(self.meta, self.config, params, grads, state, learning_rate=lr)
-            return new, state, true_params(self.config, new, state)
-        if kind == "adam":
-            t = state["t"] + 1.0
-            m = [0.9 * m + 0.1 * g for m, g in zip(state["m"], grads)]
-            v = [0.999 * v + 0.001 * tf.square(g) for v, g in zip(state["v"], grads)]
-            alpha = lr * tf.sqrt(1.0 - 0.999 ** t) / (1.0 - 0.9 ** t)
-            new = [p - alpha * mi / (tf.sqrt(vi) + 1e-7) for p, mi, vi in zip(params, m, v)]
-            return new, {"m": m, "v": v, "t": t}, new
-        if kind == "rmsprop":
-            s = [0.9 * s + 0.1 * tf.square(g) for s, g in zip(state["s"], grads)]
-            new = [p - lr * g / tf.sqrt(si + 1e-7) for p, g, si in zip(params, grads, s)]
-            return new, {"s": s}, new
-        s = [0.9 * s - lr * g for s, g in zip(state["s"], grads)]  # SGD with momentum, Keras form
-        new = [p + si for p, si in zip(params, s)]
-        return new, {"s": s}, new
+            return new, state, hrnn.true_params(self.config, new, state)
+        new, state = self.rule.update(grads, state, params, lr)
+        return new, state, new
