@@ -1,8 +1,10 @@
 """Architecture and feature switches of the hierarchical RNN optimizer, as one frozen dataclass.
 
 Every feature of Wichrowska et al. (2017) is a field, so each ablation of the paper is one changed field
-(`dataclasses.replace(HRNNConfig(), use_attention=True)`). The defaults follow the original `metarun.py`
-configuration (the one its README says matches the paper); see `shared/docs/hrnn_reference.md` §3.
+(`dataclasses.replace(HRNNConfig(), use_attention=True)`). The defaults follow the configuration of the original
+implementation's `metarun.py` (`tensorflow/models`, `research/learned_optimizer/`), which its README says
+matches the paper, not the `HierarchicalRNN` class defaults there
+(docs/differences_from_original.md#defaults-follow-metarun).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ class HRNNConfig:
       learnable_decay: the RNN emits the input and scale decays; otherwise constants 0.89 and 0.93.
       use_multiple_scale_decays: chain the mean-square decay by square roots too.
       global_input: "mean" (mean of all tensor states, the documented intent) or "last_tensor" (the original
-        code's bug, kept for reproduction).
-      init_lr_range: range of the initially sampled per-parameter learning rates.
+        code's bug, kept for reproduction; docs/differences_from_original.md#global-rnn-input).
+      init_lr_range: range of the initially sampled per-parameter learning rates; may differ from the config
+        stored with weights (docs/differences_from_original.md#initial-learning-rates).
       max_log_lr: clip of the log learning rate (straight-through gradient).
 
     Initialisation constants (used by `init_meta`) are fields too, so nothing is hidden in code.

@@ -6,7 +6,9 @@
 
 No `tf.Variable` is created or read here. The meta-trainer differentiates through `step`; the Keras
 `LearnedOptimizer` stores the same state in variables and calls the same `step`. Equations and defaults
-follow `shared/docs/hrnn_reference.md` §1-2; section numbers below refer to it.
+follow the original implementation (`tensorflow/models`, `research/learned_optimizer/`:
+`optimizer/hierarchical_rnn.py`, `optimizer/rnn_cells.py`, `optimizer/utils.py`) in the configuration of its
+`metarun.py`; deliberate differences are listed in `docs/differences_from_original.md`.
 
 State layout (P parameters in T tensors, K gradient scales, n0/n1/n2 hidden sizes):
     h0 [P, n0]      per-parameter GRU state          accum [P, K]   momenta at K timescales
@@ -45,7 +47,7 @@ def _gru_shapes(prefix: str, n_in: int, units: int) -> dict[str, tuple[int, ...]
 
 
 def meta_shapes(config: HRNNConfig) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every meta-parameter (8,349 values with the default config, §1.7)."""
+    """Name -> shape of every meta-parameter (8,349 values with the default config)."""
     n, f, k = config.level_sizes, config.num_features, config.num_gradient_scales
     shapes = {"init/h0": (n[0],), **_gru_shapes("l0", f, n[0])}
     if len(n) >= 2:
@@ -79,7 +81,12 @@ def num_meta_params(config: HRNNConfig) -> int:
 
 
 def init_meta_numpy(config: HRNNConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic initial meta-parameters as float32 numpy arrays (§1.2, §1.3, §2.3)."""
+    """Deterministic initial meta-parameters as float32 numpy arrays.
+
+    The distributions of the original (`optimizer/utils.py` `affine`: weights N(0, (scale / sqrt(fan_in))^2);
+    the bias and readout constants of `optimizer/hierarchical_rnn.py`), drawn with numpy in a fixed order
+    (docs/differences_from_original.md#meta-parameter-initialisation).
+    """
     rng = np.random.default_rng(seed)
     c = config
     meta = {}
@@ -109,7 +116,7 @@ def init_meta_numpy(config: HRNNConfig, seed: int = 0) -> dict[str, np.ndarray]:
         else:  # readout kernels from the level-0 state
             v = rng.normal(0.0, c.readout_scale / math.sqrt(c.level_sizes[0]), shape)
         meta[name] = np.asarray(v, np.float32)
-    if c.use_attention:  # the attention readouts start as copies of the update readouts (§2.3)
+    if c.use_attention:  # the attention readouts start as copies of the update readouts (as in the original)
         meta["readout/attn_direction"] = meta["readout/direction"].copy()
         if c.use_gradient_shortcut:
             meta["readout/attn_shortcut"] = meta["readout/shortcut"].copy()
@@ -144,8 +151,10 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0) -> dict[str, tf.
     """Initial optimizer state for `params` (a list of tensors), float32.
 
     Hidden states start at the learned initial vectors, accumulators and mean squares at zero, the decays at
-    zero (so the first step's momenta equal the gradient, §1.5), and the log learning rates are sampled as in
-    §2.5 with independent stateless streams for the per-element and per-tensor draws (seed, salt 1 and 2).
+    zero (so the first step's momenta equal the gradient), as in the original `optimizer/hierarchical_rnn.py`.
+    The log learning rates are the original's per-element plus per-tensor uniform draws over `init_lr_range`,
+    from independent stateless streams (seed, salt 1 and 2;
+    docs/differences_from_original.md#initial-learning-rates).
     """
     layout = Layout.of(params)
     seg = Segments(layout)
@@ -189,7 +198,8 @@ def true_params(config: HRNNConfig, params, state) -> list:
 # The step
 # ----------------------------------------------------------------------------------------------------------
 def _bias_gru(meta, prefix: str, x, h, bias=None):
-    """BiasGRUCell (§1.2): h' = u*h + (1-u)*c, top-down `bias` [.., 3*units] added to the pre-activations."""
+    """The original's `BiasGRUCell` (`optimizer/rnn_cells.py`): h' = u*h + (1-u)*c, with a top-down `bias`
+    [.., 3*units] added to the reset, update and candidate pre-activations."""
     gk, ck = meta[f"{prefix}/gate_kernel"], meta[f"{prefix}/cand_kernel"]
     n_in, units = x.shape[-1], h.shape[-1]
     xz = tf.matmul(x, tf.concat([gk[:n_in], ck[:n_in]], 1)) + tf.concat(
@@ -203,7 +213,8 @@ def _bias_gru(meta, prefix: str, x, h, bias=None):
 
 
 def _sqrt_chain(first, n: int):
-    """[P,1] decay -> [P,n] decays gamma, sqrt(gamma), gamma^(1/4), ...: doubling time constants (§2.1)."""
+    """[P,1] decay -> [P,n] decays gamma, sqrt(gamma), gamma^(1/4), ...: the paper's momentum at multiple
+    timescales, each time constant twice the previous one (original `optimizer/hierarchical_rnn.py`)."""
     out = [first]
     for _ in range(n - 1):
         x = out[-1]
@@ -214,7 +225,8 @@ def _sqrt_chain(first, n: int):
 
 @tf.custom_gradient
 def _asinh(x):
-    """asinh via log1p (TF's native kernel is ~6x slower on CPU), with the exact derivative 1/sqrt(1+x^2)."""
+    """asinh via log1p (TF's native kernel is ~6x slower on CPU), with the exact derivative 1/sqrt(1+x^2)
+    (docs/differences_from_original.md#asinh)."""
     y = tf.abs(x)
     r = tf.math.log1p(y + y * y / (1.0 + tf.sqrt(y * y + 1.0)))
     return tf.where(x < 0, -r, r), lambda up: up * tf.math.rsqrt(x * x + 1.0)
@@ -225,7 +237,8 @@ def _straight_through_clip(x, bound: float):
 
 
 def _features(config: HRNNConfig, m, ms, log_lr, lr_mean):
-    """The per-parameter RNN input (§2.2): [P, config.num_features]. `lr_mean`: [P] mean log LR to compare to."""
+    """The per-parameter RNN input, in the order of the original `optimizer/hierarchical_rnn.py`:
+    [P, config.num_features]. `lr_mean`: [P] mean log LR to compare to."""
     feats = [m]
     if config.use_grad_products and config.num_gradient_scales > 1:
         feats.append(m[:, :-1] * m[:, 1:])
@@ -263,7 +276,8 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     to bound memory, chunk by chunk; the math is the same.
     """
     kk, g, ok = config.num_gradient_scales, old["g"], old["ok"]
-    # §2.1 gradient history at multiple timescales, dynamic input scaling.
+    # Gradient history at multiple timescales and the paper's dynamic input scaling: momenta, EMAs of their
+    # squares, asinh of their RMS-scaled values (original `optimizer/hierarchical_rnn.py`, `optimizer/utils.py`).
     gamma = _sqrt_chain(old["inp_decay"][:, None], kk)
     accum = (1.0 - gamma) * g[:, None] + gamma * old["accum"]
     beta = old["scl_decay"][:, None]
@@ -274,13 +288,14 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     log_lr = old.get("log_lr")
     x = _features(config, m, ms, log_lr, None if lr_mean_t is None else _gather(lr_mean_t, ids))
 
-    # §1.4 level 0 (per parameter), top-down biases from the previous tensor and global states.
+    # Level 0 (per parameter), top-down biases from the previous step's tensor and global states (original
+    # `optimizer/hierarchical_rnn.py`, `_compute_updates`).
     h0 = _bias_gru(meta, "l0", x, old["h0"], None if bias0_t is None else _gather(bias0_t, ids))
     out, sums = {"h0": h0, "accum": accum, "ms": ms}, {}
     if len(config.level_sizes) >= 2:  # the level-1 input: mean of [new level-0 state, features] per tensor
         sums["level1_input"] = _segment_sum(tf.concat([h0, x], 1), ids, num_segments)
 
-    # §2.3 readouts from the new level-0 state.
+    # Readouts from the new level-0 state: direction (+ gradient shortcut), next decays, log-LR change.
     def readout(kernel):
         return tf.linalg.matvec(h0, kernel)
 
@@ -365,8 +380,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     g = tf.where(ok, g, tf.zeros_like(g))
     theta = layout.flatten(params, dtype)
 
-    # Per-tensor inputs of the per-parameter math: top-down biases of level 0 (from the previous tensor and
-    # global states, §1.4) and the mean log LR of the relative-LR feature (§2.2).
+    # Per-tensor inputs of the per-parameter math: top-down biases of level 0 (from the previous step's tensor
+    # and global states) and the mean log LR of the relative-LR feature.
     log_lr = state.get("log_lr")
     h1_prev, h2_prev = state.get("h1"), state.get("h2")
     bias0_t = lr_mean_t = None
@@ -393,7 +408,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     new_state = {k: out[k] for k in ("h0", "accum", "ms", "scl_decay", "inp_decay")}
     counts = tf.reshape(tf.cast(tf.shape(g)[0] if seg.ids is None else seg.counts, dtype), [-1, 1])  # [T, 1]
 
-    # Level 1 (per tensor): mean of [new level-0 state, features]; level 2 (global): mean of tensor states.
+    # Level 1 (per tensor): mean of [new level-0 state, features]; level 2 (global): mean of tensor states, or
+    # the last tensor's as in the original (docs/differences_from_original.md#global-rnn-input).
     if len(n) >= 2:
         bias1 = None
         if len(n) == 3:
@@ -410,7 +426,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         scale = tf.math.rsqrt(sums[f"{name}_sq"] / counts + _TINY)
         return out[name] * tf.reshape(_gather(scale, seg.ids), [-1])
 
-    # §2.4 step size, LR momentum, the update.
+    # Step size exp(clipped log LR + offset), LR momentum, the update; with attention, the look-ahead point the
+    # next gradient is taken at (original `optimizer/hierarchical_rnn.py`).
     d = out["direction"]
     if config.dynamic_output_scale:
         d = unit_rms("direction")
@@ -430,7 +447,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     else:
         new_theta = theta - step_size * d
 
-    # Leave tensors without a usable gradient untouched (the per-parameter state is already masked).
+    # Leave tensors without a usable gradient untouched (the per-parameter state is already masked;
+    # docs/differences_from_original.md#non-finite-gradients).
     for key in ("log_lr", "true_param"):
         if key in new_state:
             new_state[key] = tf.where(ok, new_state[key], state[key])
