@@ -241,3 +241,41 @@ def test_select_weights_runs_each_set_with_its_own_initial_learning_rates(tmp_pa
     meta, config, _ = lopt_tf.load_weights(str(tmp_path / "copy.npz"))
     ref, ref_config, _ = lopt_tf.load_weights("init")
     assert config == ref_config and all(np.array_equal(meta[k], ref[k]) for k in ref)
+
+
+def _parse(argv):
+    from absl import flags
+
+    from train import meta_train
+
+    flag_values = flags.FlagValues()  # not the global FLAGS
+    meta_train.define_flags(flag_values)
+    flag_values(["meta_train", "--output_dir=out", *argv])
+    return flag_values, meta_train.config_from_flags(flag_values)
+
+
+def test_meta_train_flags_are_the_config_fields_with_the_same_defaults():
+    from absl import flags
+
+    from train.meta_train import dataclass_from_flags, define_dataclass_flags
+    from train.trainer import CHOICES, HELP
+
+    flag_values = flags.FlagValues()
+    define_dataclass_flags(MetaTrainConfig, HELP, CHOICES, flag_values)
+    flag_values(["meta_train"])
+    assert set(flag_values) == {f.name for f in dataclasses.fields(MetaTrainConfig)}
+    assert dataclass_from_flags(MetaTrainConfig, flag_values) == MetaTrainConfig()
+    flag_values, config = _parse([])
+    assert config == MetaTrainConfig() and flag_values.output_dir == "out" and not flag_values.resume
+
+
+def test_meta_train_flag_overrides_round_trip():
+    _, config = _parse(["--noxla", "--first_order", "--meta_learning_rate=3e-4", "--meta_optimizer=adam",
+                        "--hrnn", "use_attention=True", "--hrnn=init_lr_range=[1e-3, 1e-2]"])
+    hrnn = lopt_tf.HRNNConfig(use_attention=True, init_lr_range=(1e-3, 1e-2))
+    assert config == dataclasses.replace(MetaTrainConfig(), jit_compile=False, first_order=True, hrnn=hrnn,
+                                         meta_learning_rate=3e-4, meta_optimizer="adam", init_weights=None)
+    assert _parse(["--init_weights=None", "--jit_compile"])[1] == dataclasses.replace(MetaTrainConfig(),
+                                                                                     init_weights=None)
+    with pytest.raises(ValueError, match="Unknown HRNNConfig fields"):
+        _parse(["--hrnn=use_atention=True"])

@@ -29,20 +29,21 @@ import problems
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.weights import load_weights, save_weights
-from train.meta_optimizers import MetaOptimizer, all_finite
+from train.meta_optimizers import DEFAULT_EPSILON, MetaOptimizer, all_finite
 from train.unroll import make_unroll
 
 
 @dataclasses.dataclass(frozen=True)
 class MetaTrainConfig:
-    """Everything that defines a meta-training run (saved as `run_config.json` beside its outputs)."""
+    """Everything that defines a meta-training run (saved as `run_config.json` beside its outputs). The
+    defaults are those of `python -m train.meta_train`, whose flags are made from these fields and `HELP`."""
 
     problem_set: str = "default"
     meta_steps: int = 1000
-    min_length: int = 50  # partial-unroll length: min_length + round(Exp(length_scale))
+    min_length: int = 50
     length_scale: float = 200.0
-    max_length: int = 1000  # cap of the heavy tail (static bound of the XLA while loop)
-    min_unrolls: int = 1  # partial unrolls per task: min_unrolls + round(Exp(unrolls_scale))
+    max_length: int = 1000
+    min_unrolls: int = 1
     unrolls_scale: float = 40.0
     problems_per_step: int = 1
     meta_optimizer: str = "rmsprop"
@@ -50,20 +51,17 @@ class MetaTrainConfig:
     clip_value: float = 1e4
     first_order: bool = False
     seed: int = 0
-    init_weights: str | None = "init"  # weight set to start from (None: fresh init of `hrnn`)
+    init_weights: str | None = "init"
     hrnn: HRNNConfig = HRNNConfig()
     checkpoint_every: int = 10
     validate_every: int = 50
-    validation_problem_set: str = ""  # default: the training problem set
+    validation_problem_set: str = ""
     num_validation_problems: int = 8
     validation_length: int = 200
-    validation_seed: int = 10**6  # held-out seeds start here; training seeds never reach it
+    validation_seed: int = 10**6
     jit_compile: bool = True
-    divergence_multiplier: float = 1e3  # end a task once f > multiplier * f_init (original: off by default)
-    remat: bool = True  # recompute each inner step in the backward pass (memory per step ~3.5x lower)
-    # Each stream's meta-gradient is scaled down to this global norm before the average (0: off). Chaotic
-    # unrolls give rare meta-gradients of 1e4..1e14 that would otherwise fill Adam's second moment and freeze
-    # every meta-parameter for thousands of steps (meta-training with Adam then stalls).
+    divergence_multiplier: float = 1e3
+    remat: bool = True
     stream_clip_norm: float = 0.0
 
     def to_dict(self):
@@ -79,6 +77,43 @@ class MetaTrainConfig:
         d.setdefault("stream_clip_norm", 0.0)  # nor clip each stream's meta-gradient
         d["hrnn"] = HRNNConfig.from_dict(d.get("hrnn", {}))
         return cls(**d)
+
+
+# What each MetaTrainConfig field means: the help of its command-line flag.
+HELP = {
+    "problem_set": "Problem set to meta-train on (problems.PROBLEM_SETS).",
+    "meta_steps": "Total meta-steps (one partial unroll per stream each).",
+    "min_length": "Partial-unroll length = min_length + round(Exp(length_scale)).",
+    "length_scale": "Scale of the exponential part of the unroll length.",
+    "max_length": "Cap on the unroll length (static bound of the unroll's while loop).",
+    "min_unrolls": "Partial unrolls per task = min_unrolls + round(Exp(unrolls_scale)).",
+    "unrolls_scale": "Scale of the exponential part of the number of unrolls.",
+    "problems_per_step": "Task streams whose meta-gradients are averaged per meta-step.",
+    "meta_optimizer": "Meta-optimizer (train.meta_optimizers; the original's is RMSProp).",
+    "meta_learning_rate": "Meta learning rate (original: RMSProp at 1e-6).",
+    "clip_value": "Elementwise clip of the meta-gradient (original: 1e4).",
+    "first_order": "Stop gradients through the problem gradients (no second-order terms).",
+    "seed": "Run seed: every problem, length and initial state derives from it.",
+    "init_weights": "Weight set to start from (a shipped name or a path); 'none': a fresh initialisation of "
+                    "the architecture. Any --hrnn override also starts from a fresh initialisation.",
+    "hrnn": "HRNNConfig overrides, e.g. --hrnn use_attention=True (ablations).",
+    "checkpoint_every": "Checkpoint every N meta-steps (and on SIGTERM/SIGINT).",
+    "validate_every": "Validate every N meta-steps (0: never).",
+    "validation_problem_set": "Problem set of the held-out validation problems ('': the training problem set).",
+    "num_validation_problems": "Held-out validation problems (fixed seeds).",
+    "validation_length": "Inner steps per validation problem.",
+    "validation_seed": "Seed of the first validation problem; training seeds never reach it.",
+    "jit_compile": "Compile the unrolls with XLA: 3-13x faster inner steps, but ~8 s of compile per task, and "
+                   "every task's compiled code stays mapped, so a long run exhausts the process's memory maps: "
+                   "restart it every few hundred tasks with --resume (exact).",
+    "divergence_multiplier": "End a task once its loss exceeds this multiple of its initial loss (0: only on "
+                             "non-finite values; the original ends none by default).",
+    "remat": "Recompute each inner step in the backward pass (memory per inner step ~3.5x lower).",
+    "stream_clip_norm": "Scale each stream's meta-gradient down to this global norm before averaging (0: off). "
+                        "Chaotic unrolls give rare meta-gradients of 1e4..1e14 that would otherwise fill Adam's "
+                        "second moment and freeze every meta-parameter for thousands of steps.",
+}
+CHOICES = {"meta_optimizer": tuple(DEFAULT_EPSILON)}
 
 
 def clip_by_global_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
