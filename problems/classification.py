@@ -1,8 +1,10 @@
 """Mini-batched classifiers on synthetic data: k-class softmax regression and (opt-in) small MLPs and ConvNets.
 
-The original supported only 2 classes and scored only `logits[:, 0]` with a sigmoid loss (reference §6.3 #5, #6);
-here the loss is softmax cross-entropy over all k classes. `single_logit_loss=True` reproduces the original 2-class
-loss for comparisons. Mini-batches are drawn with replacement by stateless index sampling from the constant dataset.
+The original (`problems/problem_generator.py` in `tensorflow/models` `research/learned_optimizer/`) supported
+only 2 classes and scored only `logits[:, 0]` with a sigmoid loss; here the loss is softmax cross-entropy over
+all k classes (docs/differences_from_original.md#k-class-softmax-loss). `single_logit_loss=True` reproduces the
+original 2-class loss for comparisons. Mini-batches are drawn with replacement by stateless index sampling from
+the constant dataset.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class ConvClassifier(_Classifier):
     kernel² · input channels) when `init_stddev` is None; biases likewise (the original rule uses their length);
     BatchNorm scales start at 1 and shifts at 0 (and a convolution followed by BatchNorm has no bias).
     Why: deep ConvNets with BatchNorm are what users train, and the MLP families do not show how a learned
-    optimizer behaves on them (hrnn_v4 at its shipped scale blows up ResNet50V2 at first, meta_runs/step_scale).
+    optimizer behaves on them (the shipped weights blow up ResNet50V2 in its first steps; meta_runs/step_scale).
     """
 
     conv: tuple[tuple[int, int, int], ...] = ((8, 3, 1),)

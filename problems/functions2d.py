@@ -52,7 +52,8 @@ def matyas(x, y):
 
 
 def michalewicz(x, y):
-    # As in the reference: 2 − [sin x·sin^10(x²/π) + sin y·sin^10(2y²/π)]; each bracketed term is <= 1.
+    # As in the original `problems/problem_generator.py`: 2 − [sin x·sin^10(x²/π) + sin y·sin^10(2y²/π)]; each
+    # bracketed term is <= 1.
     return 2.0 - (tf.sin(x) * tf.sin(x * x / math.pi) ** 10 + tf.sin(y) * tf.sin(2 * y * y / math.pi) ** 10)
 
 

@@ -10,7 +10,9 @@ Loading (`load_mnist`):
   directory, with a logged warning; the returned `MnistData.source` says which was used. Random data is never
   substituted: if neither source works, it raises.
 
-Problems (reference §5.2, batch 64, logits + mean softmax cross-entropy, pixels scaled to [0, 1]):
+Problems (the MNIST entries of the original `problems/problem_sets.py` `test_problems()`, which could not run
+there: docs/differences_from_original.md#mnist; batch 64, logits + mean softmax cross-entropy, pixels scaled
+to [0, 1]):
 
 * MLP 784 → 64 → 10; weights N(0, 2/fan_in), biases 0.1·N(0, 1);
 * ConvNet conv 3×3×8 → conv 5×5×8 (SAME, stride 1, no pooling) → affine 6272 → 10, all weights N(0, 0.01²);

@@ -1,12 +1,14 @@
 """The meta-training distribution as data: families (name, weight, factory) and a seeded sampler.
 
-The default set follows the original `metarun.py` problem groups (reference §4.1) without neural networks, as the
-paper states; its weights are the original spec counts, so sampling a family by weight and then a spec uniformly
-matches the original "uniform over list entries" distribution. Differences from the original, on purpose:
-softmax regressions include k > 2 classes, noise of wrapped/summed sub-problems is kept, and a small
-"slow_oscillating" family is added. The opt-in "with_mlp" set adds the MLP groups; "original" is the 18 original
-groups (MLPs included, 2-class softmax only, no slow/oscillating). "with_nn" (the shipped weights' set) is
-"with_mlp" plus MLPs whose fan-ins (100..400) are those of real networks.
+The default set follows the problem groups of the original `metarun.py` and `problems/problem_sets.py` without
+neural networks, as the paper states; its weights are the original spec counts, so sampling a family by weight
+and then a spec uniformly matches the original "uniform over list entries" distribution. Differences from the
+original, on purpose (docs/differences_from_original.md#problem-sets): softmax regressions include k > 2
+classes, noise of wrapped/summed sub-problems is kept, and a small "slow_oscillating" family is added. The
+opt-in "with_mlp" set adds the MLP groups; "original" is the 18 original groups (MLPs included, 2-class softmax
+only, no slow/oscillating). "with_nn" is "with_mlp" plus MLPs whose fan-ins (100..400) are those of real
+networks; the sets below add more (the shipped weights were meta-trained on "default", then "with_nn", then
+"with_nn_data": lopt_tf/weights/TRAINING.md).
 
 To extend, add a `Family(name, weight, factory)` where `factory(seed) -> Problem` (see `pick_spec`).
 """
@@ -100,8 +102,8 @@ WIDE_MLP = (
 )
 # The same kind of MLPs on 10,000 examples (gaussian or image-like inputs, see `random_mlp_data`): a batch-64
 # gradient stays noisy for thousands of steps there, unlike on 1,000 examples that are memorised quickly, and
-# the weights meta-trained without these anneal their learning rates under that noise and stall (measured:
-# hrnn_v3 0.397 vs Adam 1e-3 0.157 after 1,500 steps on d=200, and the same stall on MNIST).
+# weights meta-trained without these anneal their learning rates under that noise and stall, as on MNIST
+# (lopt_tf/weights/TRAINING.md, hrnn_v4).
 WIDE_MLP_LARGE_DATA = (
     (200, (32,), 10, "relu", "gaussian"), (400, (32,), 10, "relu", "image"), (784, (64,), 10, "relu", "image"),
     (400, (32,), 10, "sigmoid", "image"), (200, (32, 32), 10, "tanh", "gaussian"),
@@ -218,9 +220,8 @@ def _families(softmax_specs, with_mlp: bool, extras: bool, wide_mlp: bool = Fals
         families.append(Family("wide_mlp_large_data", 12, pick_spec(WIDE_MLP_LARGE_DATA, build_wide_mlp_large_data)))
     if no_decay:
         # Both wide families again without the 1e-3 weight decay: like Keras models, whose loss (and gradient) can
-        # go to ~0. Weights meta-trained only with decay stall there (measured: hrnn_v4 on a no-decay MLP 784-64-10,
-        # 10,000 image-like examples, flat at 0.866 from step 500 to 10,000; Adam 1e-3 reaches 0.00027; with the
-        # decay both reach ~0.13). The same collapse to a flat loss is what hrnn_v4 shows on MNIST.
+        # go to ~0. Weights meta-trained only with decay stall there, as on MNIST (lopt_tf/weights/TRAINING.md,
+        # hrnn_v4).
         families += [
             Family("wide_mlp_no_decay", 12, pick_spec(WIDE_MLP, functools.partial(build_wide_mlp, weight_decay=0.0))),
             Family("wide_mlp_large_data_no_decay", 12, pick_spec(

@@ -2,8 +2,9 @@
 rescaling, sums of problems, and slow / oscillating variants.
 
 Every wrapper composes through `gradient_from_key`, so the inner problem's own mini-batching, noise and masks are
-kept. (The original `SumTask`, `Rescale`, `LogObjective` and `SparseProblem` dropped the inner problem's gradient
-noise, which made its "noisy" sums noise-free — reference §6.3 #2. Here they are propagated.)
+kept. (The original `SumTask`, `Rescale`, `LogObjective` and `SparseProblem` in `problems/problem_generator.py`
+dropped the inner problem's gradient noise, which made its "noisy" sums noise-free. Here it is propagated:
+docs/differences_from_original.md#noise-of-wrapped-problems.)
 """
 
 from __future__ import annotations

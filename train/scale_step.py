@@ -17,7 +17,7 @@ part of the learned change of every log learning rate. That change enters the st
 so every log learning rate drifts by an extra `(1 - sigmoid(lr_momentum_logit)) * d` per step. Why: hrnn_v4's
 bias (-0.016, times 0.047) anneals every learning rate by a factor of about 2,000 over 10,000 steps, a schedule
 fitted to meta-training tasks of a few thousand steps, under which the MNIST ConvNet stalls
-(meta_runs/step_scale/NOTES.md, session 14).
+(meta_runs/step_scale/NOTES.md).
 """
 
 import dataclasses

@@ -12,11 +12,13 @@ Criterion `wins`: evaluation experiment 1 on the validation range instead of the
 is below learning-rate-tuned Adam's (then RMSProp's, as the tie-break). Problems whose name is also a test
 problem's (the fixed test functions, e.g. `booth`) are skipped, so no test problem is scored. Runs are cached in
 `--cache_dir`, so the baselines are tuned once for all sets and later calls reuse them.
-Criterion `final_vs_adam`: issue 6's MNIST test on held-out problems: the fraction of problems (`--num_problems`
+Criterion `final_vs_adam`: the evaluation's MNIST comparison (final training loss against Adam at lr 1e-3,
+`evaluation_results/results.md`, experiment 2) on held-out problems: the fraction of problems (`--num_problems`
 from each set in `--problem_set`, a comma list) on which the set's final loss after `--length` steps is at most
 Adam's at its default learning rate 1e-3 (ties broken by the mean log10 of the ratio). Unlike the mean log loss
 ratio, it sees a run that reaches a tiny loss and then blows up (the log ratio's 1e-6 floor hides the blow-up
-behind the long stretches spent at the floor). Runs are cached in `--cache_dir`.
+behind the long stretches spent at the floor: docs/differences_from_original.md#meta-objective-floor).
+Runs are cached in `--cache_dir`.
 
 Meta-training validates every few steps on short unrolls (200 steps) to keep the run fast; the shipped
 weights are chosen among saved snapshots by this longer validation, since the evaluation runs 1,000-10,000
@@ -98,7 +100,7 @@ def score_wins(weights: list, cache_dir: str, quick: bool = False, verbose: int 
     return out
 
 
-ADAM_DEFAULT_LR = 1e-3  # Keras's Adam default, the reference of issue 6's MNIST target
+ADAM_DEFAULT_LR = 1e-3  # Keras's Adam default, the "Adam lr=1e-3" column of the evaluation's MNIST table
 
 
 def score_final_vs_adam(weights: list, problem_sets: list[str], num_problems: int, length: int, cache_dir: str,
