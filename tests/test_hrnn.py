@@ -33,7 +33,7 @@ def one_step(config, params, grads, seed=0, meta=None, **kw):
     return hrnn.step(meta, config, params, grads, state, **kw), state
 
 
-def test_default_sizes_match_the_reference():
+def test_default_sizes_match_the_original():
     assert hrnn.num_meta_params(DEFAULT) == 8349
     assert DEFAULT.num_features == 12
     assert DEFAULT.per_parameter_state_size == 21
@@ -97,6 +97,13 @@ def test_initial_log_learning_rates_span_the_configured_range():
     state = hrnn.init_state(hrnn.init_meta(DEFAULT), DEFAULT, params, seed=5)
     lr = np.exp(state["log_lr"].numpy())
     assert lr.min() >= 1e-6 * 0.999 and lr.max() <= 1e-2 * 1.001
+    # Per element a uniform draw over half the log range, plus one offset per tensor (so tensor means differ).
+    half_width = (np.log(1e-2) - np.log(1e-6)) / 2
+    per_tensor = np.split(state["log_lr"].numpy(), 2)
+    for part in per_tensor:
+        assert np.ptp(part) <= half_width * 1.0001
+        np.testing.assert_allclose(part.std(), half_width / np.sqrt(12), rtol=0.02)
+    assert abs(per_tensor[0].mean() - per_tensor[1].mean()) > 0.5
     other = hrnn.init_state(hrnn.init_meta(DEFAULT), DEFAULT, params, seed=6)["log_lr"]
     assert not np.array_equal(state["log_lr"], other)
     fixed = dataclasses.replace(DEFAULT, init_lr_range=(1e-3, 1e-3))
@@ -199,8 +206,13 @@ def test_non_finite_gradient_skips_that_tensor_and_counts_it():
 
 def test_inactive_tensor_is_untouched_and_not_counted():
     params = [tf.ones([4]), tf.ones([3])]
-    (new_params, new_state), _ = one_step(DEFAULT, params, [tf.zeros([4]), tf.ones([3])], active=[False, True])
+    (new_params, new_state), state = one_step(DEFAULT, params, [tf.zeros([4]), tf.ones([3])], active=[False, True])
     np.testing.assert_array_equal(new_params[0], params[0])
+    assert not np.allclose(new_params[1], params[1])
+    for key in ("h0", "accum", "ms", "log_lr", "scl_decay", "inp_decay"):
+        np.testing.assert_array_equal(new_state[key][:4], state[key][:4], err_msg=key)
+    np.testing.assert_array_equal(new_state["h1"][0], state["h1"][0])
+    assert not np.array_equal(new_state["h1"][1], state["h1"][1])
     assert int(new_state["skipped"]) == 0
 
 
@@ -246,7 +258,7 @@ def test_step_compiles_with_xla_and_matches_graph():
 
 
 CHUNK_CONFIGS = [DEFAULT, HRNNConfig(use_attention=True), HRNNConfig(level_sizes=(4,)),
-                 HRNNConfig(use_problem_lr_mean=True)]
+                 HRNNConfig(use_problem_lr_mean=False)]  # per-tensor mean log LR: a segment mean
 
 
 @pytest.mark.parametrize("config", CHUNK_CONFIGS)

@@ -264,21 +264,45 @@ def test_model_with_200_tensors_trains():
     assert len(model.trainable_variables) == 202
     model.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse")
     x, y = regression_data(64)
-    history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
-    assert np.all(np.isfinite(history.history["loss"]))
+    before = weights_of(model)
+    history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)  # one full batch per epoch
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[1] < losses[0]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, weights_of(model)))  # every tensor was updated
     assert model.optimizer.state["h1"].shape == (202, 20)
 
 
-def test_learning_rate_schedule_and_callback_work():
+def test_learning_rate_schedule_scales_each_step():
+    """Step i of a schedule is `hrnn.step` with learning_rate = schedule(i), bit for bit."""
+    schedule = keras.optimizers.schedules.ExponentialDecay(1.0, decay_steps=1, decay_rate=0.5)
+    variables = [keras.Variable(np.linspace(-1, 1, 12).reshape(3, 4).astype("float32")), keras.Variable(0.5)]
+    grads = [tf.constant(np.cos(np.arange(12.0)).reshape(3, 4), tf.float32), tf.constant(-0.3)]
+    opt = lopt_tf.LearnedOptimizer(learning_rate=schedule)
+    opt.build(variables)
+    meta = {k: tf.constant(v) for k, v in opt.meta_parameters.items()}
+    for i in range(3):
+        before = [tf.constant(v.numpy()) for v in variables]
+        rate = float(schedule(i))
+        assert rate == 0.5 ** i
+        expected, _ = hrnn.step(meta, opt.hrnn_config, before, grads, opt.state, learning_rate=rate)
+        unscaled, _ = hrnn.step(meta, opt.hrnn_config, before, grads, opt.state, learning_rate=1.0)
+        opt.apply(grads, variables)
+        assert_all_close([v.numpy() for v in variables], [e.numpy() for e in expected], rtol=0, atol=0)
+        if i > 0:  # the schedule did change the step
+            assert not np.allclose(variables[0].numpy(), unscaled[0].numpy())
+
+
+def test_learning_rate_callback_sets_the_rate_used_by_fit():
     x, y = regression_data()
-    model = mlp()
-    opt = lopt_tf.LearnedOptimizer(learning_rate=keras.optimizers.schedules.ExponentialDecay(1.0, 10, 0.5))
-    model.compile(optimizer=opt, loss="mse")
-    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
-    model2 = mlp()
-    model2.compile(optimizer=lopt_tf.LearnedOptimizer(), loss="mse")
-    model2.fit(x, y, epochs=2, verbose=0, callbacks=[keras.callbacks.LearningRateScheduler(lambda e, lr: 0.25)])
-    assert float(model2.optimizer.learning_rate.numpy()) == 0.25
+    results = []
+    for learning_rate, callbacks in ((1.0, [keras.callbacks.LearningRateScheduler(lambda e, lr: 0.25)]),
+                                     (0.25, [])):
+        model = mlp()
+        model.compile(optimizer=lopt_tf.LearnedOptimizer(learning_rate=learning_rate), loss="mse")
+        model.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False, callbacks=callbacks)
+        assert float(model.optimizer.learning_rate.numpy()) == 0.25
+        results.append(weights_of(model))
+    assert_all_close(*results, rtol=0, atol=0)  # as if constructed with learning_rate=0.25
 
 
 def test_look_ahead_finalize_writes_true_parameters():

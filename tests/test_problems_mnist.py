@@ -153,7 +153,7 @@ def test_pure_view_gradient_is_reproducible_and_compiles(make, activation, small
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_initialisation_follows_the_reference(small):
+def test_initialisation_follows_the_original(small):
     mlp = mnist.mnist_mlp_problem("relu", data=small)
     w1, b1, w2, _ = mlp.init_params(0)
     assert w1.shape == (784, 64) and mlp.num_params == 784 * 64 + 64 + 64 * 10 + 10
