@@ -42,6 +42,10 @@ class HRNNConfig:
       init_lr_range: range of the initially sampled per-parameter learning rates; may differ from the config
         stored with weights (docs/differences_from_original.md#initial-learning-rates).
       max_log_lr: clip of the log learning rate (straight-through gradient).
+      hold_without_gradient: a parameter whose momenta are all exactly zero (no non-zero gradient has
+        arrived yet, e.g. an embedding row never looked up) is not moved, as with Adam, whose update is then
+        zero. The original moves it by the readout of its GRU state, which is non-zero without any gradient;
+        False reproduces that. A runtime switch: weights made under either setting run under both.
 
     Initialisation constants (used by `init_meta`) are fields too, so nothing is hidden in code.
     """
@@ -63,6 +67,7 @@ class HRNNConfig:
     global_input: str = "mean"
     init_lr_range: tuple[float, float] = (1e-6, 1e-2)
     max_log_lr: float = 33.0
+    hold_without_gradient: bool = True
     # Initialisation constants (original flag names in brackets).
     gru_scale: float = 0.5  # biasgrucell_scale
     gru_gate_bias_init: float = 2.2  # biasgrucell_gate_bias_init

@@ -292,6 +292,8 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     # `optimizer/hierarchical_rnn.py`, `_compute_updates`).
     h0 = _bias_gru(meta, "l0", x, old["h0"], None if bias0_t is None else _gather(bias0_t, ids))
     out, sums = {"h0": h0, "accum": accum, "ms": ms}, {}
+    if config.hold_without_gradient:  # a parameter moves once a non-zero gradient has reached its momenta
+        out["moves"] = tf.reduce_any(tf.not_equal(accum, 0.0), 1)
     if len(config.level_sizes) >= 2:  # the level-1 input: mean of [new level-0 state, features] per tensor
         sums["level1_input"] = _segment_sum(tf.concat([h0, x], 1), ids, num_segments)
 
@@ -452,6 +454,9 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     for key in ("log_lr", "true_param"):
         if key in new_state:
             new_state[key] = tf.where(ok, new_state[key], state[key])
-    new_theta = tf.where(ok, new_theta, theta)
+    moves = tf.logical_and(ok, out["moves"]) if config.hold_without_gradient else ok
+    if "true_param" in new_state:
+        new_state["true_param"] = tf.where(moves, new_state["true_param"], state["true_param"])
+    new_theta = tf.where(moves, new_theta, theta)
     new_state["skipped"] = state["skipped"] + tf.reduce_sum(tf.cast(tf.logical_and(has_grad, bad), tf.int32))
     return layout.unflatten(new_theta, params), new_state

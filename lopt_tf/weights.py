@@ -21,7 +21,7 @@ from lopt_tf.hrnn import init_meta_numpy, meta_shapes
 
 FORMAT_VERSION = 1
 # HRNNConfig fields that a user may set independently of the weights (they do not change the learned function).
-RUNTIME_FIELDS = ("init_lr_range",)
+RUNTIME_FIELDS = ("init_lr_range", "hold_without_gradient")
 # Read only by `init_meta_numpy`: weights made from another initialisation still mean the same thing.
 INIT_FIELDS = ("gru_scale", "gru_gate_bias_init", "affine_scale", "readout_scale", "inp_decay_bias_init",
                "scl_decay_bias_init", "lr_momentum_logit_init", "stepsize_offset_init", "shortcut_init_mean",

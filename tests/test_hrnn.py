@@ -314,3 +314,27 @@ def test_chunked_step_meta_gradient_and_xla_match_unchunked():
     for k in connected:
         np.testing.assert_allclose(results[1][1][k], results[0][1][k], rtol=1e-4, atol=1e-6, err_msg=k)
     np.testing.assert_allclose(tf.function(meta_loss, jit_compile=True)(5), results[0][0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("config", [DEFAULT, dataclasses.replace(DEFAULT, use_attention=True)])
+def test_parameter_without_any_gradient_stays_at_rest(config):
+    """Coordinates whose gradient has always been exactly zero are not moved; once a gradient arrives they
+    move. With `hold_without_gradient=False` (the original) the GRU readout moves them anyway."""
+    meta = hrnn.init_meta(config)
+    params = [tf.ones([4]), tf.ones([3])]
+    mask = tf.constant([1.0, 0.0, 1.0, 0.0])
+    state = hrnn.init_state(meta, config, params)
+    for _ in range(20):
+        grads = [mask * params[0], tf.zeros([3])]
+        params, state = hrnn.step(meta, config, params, grads, state)
+    np.testing.assert_array_equal(params[0].numpy()[[1, 3]], [1.0, 1.0])
+    np.testing.assert_array_equal(params[1], np.ones(3))
+    assert np.all(params[0].numpy()[[0, 2]] < 1.0)
+    params, state = hrnn.step(meta, config, params, [tf.ones([4]), tf.ones([3])], state)
+    assert np.all(params[0].numpy() < 1.0) and np.all(params[1].numpy() < 1.0)
+
+    original = dataclasses.replace(config, hold_without_gradient=False)
+    params = [tf.ones([4]), tf.ones([3])]
+    state = hrnn.init_state(meta, original, params)
+    params, _ = hrnn.step(meta, original, params, [mask, tf.zeros([3])], state)
+    assert not np.array_equal(params[1], np.ones(3))
