@@ -12,7 +12,43 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from typing import Any
+
+import numpy as np
+
+
+def _checked(name: str, kind: str, value):
+    """`value` as the field's declared type (`bool`, `int`, `float`, `str`, `tuple[...]`); TypeError otherwise.
+
+    Strict on purpose: `use_attention="no"` would be truthy and `num_gradient_scales=2.5` would fail far from
+    here, so neither is converted. Ints are accepted for floats, numpy scalars for their Python types, and
+    lists (from JSON) for tuples.
+    """
+    def fail(expected):
+        raise TypeError(f"HRNNConfig.{name} must be {expected}, got {value!r} ({type(value).__name__}).")
+
+    def number(v, integral):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral if integral else numbers.Real)):
+            fail("a tuple of " + ("ints" if integral else "numbers") if kind.startswith("tuple")
+                 else ("an int" if integral else "a number"))
+        return int(v) if integral else float(v)
+
+    if kind == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            fail("True or False")
+        return bool(value)
+    if kind in ("int", "float"):
+        return number(value, kind == "int")
+    if kind == "str":
+        if not isinstance(value, str):
+            fail("a string")
+        return value
+    if kind.startswith("tuple"):
+        if not isinstance(value, (tuple, list)):
+            fail("a tuple")
+        return tuple(number(v, "int" in kind) for v in value)
+    raise AssertionError(f"HRNNConfig.{name}: unhandled field type {kind}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +117,8 @@ class HRNNConfig:
     shortcut_init_std: float = 0.05
 
     def __post_init__(self):
-        object.__setattr__(self, "level_sizes", tuple(int(s) for s in self.level_sizes))
-        object.__setattr__(self, "init_lr_range", tuple(float(v) for v in self.init_lr_range))
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _checked(field.name, field.type, getattr(self, field.name)))
         if not 1 <= len(self.level_sizes) <= 3 or min(self.level_sizes) < 1:
             raise ValueError(f"level_sizes must hold 1 to 3 positive sizes, got {self.level_sizes}.")
         if self.num_gradient_scales < 1:

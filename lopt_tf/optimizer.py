@@ -17,14 +17,21 @@ import tensorflow as tf
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.layout import Layout
-from lopt_tf.weights import DEFAULT_WEIGHTS, load_weights
+from lopt_tf.weights import DEFAULT_WEIGHTS, available_weights, load_weights
 
 
 DEFAULT_CHUNK_SIZE = 1 << 20  # parameters per chunk of the per-parameter RNN (benchmarks/step_memory.py)
+# The step size `weight_decay` is measured against: Adam's and AdamW's default learning rate. With it,
+# `weight_decay=1e-2` shrinks each weight by 1e-2 * 1e-3 per step at `learning_rate=1.0`, as AdamW(1e-3, 1e-2).
+WEIGHT_DECAY_REFERENCE_STEP = 1e-3
 
 
 def _var_name(key: str) -> str:
     return key.replace("/", "__")  # Keras variable names may not contain "/"
+
+
+def _describe(variable) -> str:
+    return f"variable {getattr(variable, 'path', None) or getattr(variable, 'name', None) or variable!r}"
 
 
 def _densify(grad, var):
@@ -52,8 +59,17 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       chunk_size: models with more parameters than this run the per-parameter RNN over chunks of this many
         parameters one after the other, which bounds the step's temporary memory (about 30 floats per
         parameter at once otherwise); None or 0 never chunks. Same update up to float32 rounding.
-      name, **kwargs: as for every Keras optimizer (`clipnorm`, `global_clipnorm`, `weight_decay`, `use_ema`,
+      weight_decay: decoupled weight decay, as AdamW at its default learning rate: each step multiplies every
+        decayed weight by `1 - weight_decay * learning_rate * 1e-3` (`WEIGHT_DECAY_REFERENCE_STEP`). Keras's
+        own rule (`weight_decay * learning_rate`) would decay about 1,000x harder than AdamW here, because
+        `learning_rate` multiplies the learned step instead of being a step of ~1e-3.
+      name, **kwargs: as for every Keras optimizer (`clipnorm`, `global_clipnorm`, `use_ema`,
         `loss_scale_factor`, ...).
+
+    Parameters that have never received a non-zero gradient (an embedding row never looked up, a frozen
+    branch) stay where they are, as with Adam (`HRNNConfig.hold_without_gradient`).
+
+    String identifier: `model.compile(optimizer="learned_optimizer")` gives `LearnedOptimizer()`.
 
     Look-ahead (`hrnn_config.use_attention=True`): during training the model's variables hold the look-ahead
     point where the gradient is taken; the true parameters are in the optimizer state
@@ -74,6 +90,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if isinstance(hrnn_config, dict):
             hrnn_config = HRNNConfig.from_dict(hrnn_config)
+        elif hrnn_config is not None and not isinstance(hrnn_config, HRNNConfig):
+            raise TypeError(f"hrnn_config must be an HRNNConfig, its dict or None, got {hrnn_config!r} "
+                            f"({type(hrnn_config).__name__}).")
         meta, config, info = load_weights(weights, hrnn_config)
         self.hrnn_config = config
         self.weights_name = None if weights is None else os.fspath(weights)
@@ -104,6 +123,10 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 "LearnedOptimizer was constructed outside the current tf.distribute strategy's scope. "
                 "Construct it inside `strategy.scope()` (its iteration counter and meta-weights must be "
                 "mirrored like the model's variables).")
+        for variable in var_list:
+            if not tf.as_dtype(variable.dtype).is_floating:
+                raise TypeError(f"LearnedOptimizer can only train floating-point variables; "
+                                f"{_describe(variable)} has dtype {tf.as_dtype(variable.dtype).name}.")
         super().build(var_list)
         self._layout = Layout.of(var_list)
         if var_list:
@@ -114,6 +137,38 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                 self._state_vars[key] = self.add_variable(
                     value.shape, initializer=lambda shape, dtype, value=value: tf.cast(value, dtype),
                     dtype=value.dtype.name, name=f"state__{key}")
+
+    def apply(self, grads, trainable_variables=None):
+        # Checked before anything is changed: a gradient of another shape would otherwise be flattened into
+        # the same buffer (same size) or fail deep inside the step with the buffer's internal shapes.
+        variables = self._trainable_variables if trainable_variables is None else trainable_variables
+        for grad, variable in zip(grads, variables):
+            if grad is None:
+                continue
+            shape = grad.shape
+            if isinstance(grad, tf.IndexedSlices):  # rows of the variable: only the row shape is known
+                shape = tf.TensorShape([variable.shape[0]]).concatenate(grad.values.shape[1:])
+            if not tf.TensorShape(shape).is_compatible_with(variable.shape):
+                raise ValueError(f"Gradient of shape {tf.TensorShape(shape)} for {_describe(variable)} of shape "
+                                 f"{tf.TensorShape(variable.shape)}: shapes must match.")
+        return super().apply(grads, trainable_variables)
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None:
+            return
+
+        def decay(distribution, variables):
+            def decay_one(variable):
+                if self._use_weight_decay(variable):
+                    factor = (tf.cast(self.weight_decay, variable.dtype) * tf.cast(self.learning_rate, variable.dtype)
+                              * WEIGHT_DECAY_REFERENCE_STEP)
+                    variable.assign_sub(variable * factor)
+
+            for variable in variables:
+                variable = variable.value if isinstance(variable, keras.Variable) else variable
+                distribution.extended.update(variable, decay_one, group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(decay, self._distribution_strategy, variables)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         tvars = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
@@ -181,10 +236,14 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         weights = config.get("weights")
-        if weights and os.sep in weights and not os.path.exists(weights):
+        if weights and weights not in available_weights() and not os.path.exists(weights):
             # A model saved elsewhere: the meta-weights come back from the saved optimizer variables, so start
             # from the initialisation of the stored architecture.
             warnings.warn(f"LearnedOptimizer weights {weights!r} not found; using the initialisation of the "
                           "stored architecture (saved optimizer variables, if any, restore the real values).")
             config = {**config, "weights": None}
         return super().from_config(config, custom_objects=custom_objects)
+
+
+# `compile(optimizer="learned_optimizer")`: Keras resolves string identifiers among the registered objects.
+keras.saving.get_custom_objects()["learned_optimizer"] = LearnedOptimizer

@@ -73,6 +73,10 @@ def check_meta(meta, config: HRNNConfig, source: str = "meta-parameters") -> Non
 
 
 def _read_npz(f, source: str):
+    if not zipfile.is_zipfile(f):  # checked first: numpy's own message would suggest `allow_pickle=True`
+        raise WeightsError(f"{source} is not a lopt_tf weights file (not an .npz archive).")
+    if hasattr(f, "seek"):
+        f.seek(0)
     try:
         with np.load(f, allow_pickle=False) as z:
             files = set(z.files)

@@ -7,7 +7,7 @@ Loading (`load_mnist`):
   download), MD5-verified, split 8,000 / 2,000 into train / eval with a fixed permutation. For machines without
   internet. The directory is the `offline_dir` argument, else `$LOPT_MNIST_DIR`, else `<repo>/../shared/data/mnist`.
 * "auto" (default) — tfds, and if tfds cannot provide the data (no network, missing dependency…) the IDX
-  directory, with a logged warning; the returned `MnistData.source` says which was used. Random data is never
+  directory, with a warning (`warnings.warn` and the log); the returned `MnistData.source` says which was used. Random data is never
   substituted: if neither source works, it raises.
 
 Problems (the MNIST entries of the original `problems/problem_sets.py` `test_problems()`, which could not run
@@ -28,6 +28,7 @@ import hashlib
 import logging
 import os
 import pathlib
+import warnings
 
 import keras
 import numpy as np
@@ -145,9 +146,11 @@ def load_mnist(source: str = "auto", offline_dir=None, tfds_data_dir=None, split
         raise ValueError(f"unknown MNIST source {source!r}")
     try:
         return _load_tfds(tfds_data_dir)
-    except Exception as error:  # tfds raises many types when it cannot download; the fallback is logged
-        log.warning("tfds could not load mnist (%s: %s); using the offline IDX test split instead",
-                    type(error).__name__, str(error)[:200])
+    except Exception as error:  # tfds raises many types when it cannot download; the fallback is announced
+        message = (f"tfds could not load mnist ({type(error).__name__}: {str(error)[:200]}); using the offline "
+                   "IDX test split instead (8,000 train / 2,000 eval images, not the 60,000-image training set)")
+        log.warning(message)
+        warnings.warn(message, stacklevel=2)
         return _load_idx(offline_dir, split_seed)
 
 

@@ -325,7 +325,7 @@ def test_weights_errors(tmp_path):
         lopt_tf.LearnedOptimizer(weights="no_such_set")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"this is not a zip file")
-    with pytest.raises(lopt_tf.WeightsError, match="Cannot read"):
+    with pytest.raises(lopt_tf.WeightsError, match="not a lopt_tf weights file"):
         lopt_tf.LearnedOptimizer(weights=str(corrupt))
     with pytest.raises(lopt_tf.WeightsError, match="another architecture"):
         lopt_tf.LearnedOptimizer(weights="init", hrnn_config=lopt_tf.HRNNConfig(level_sizes=(10, 30, 20)))

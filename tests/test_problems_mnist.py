@@ -101,7 +101,7 @@ def test_auto_falls_back_to_idx_with_a_warning_and_never_to_random_data(monkeypa
         raise ConnectionError("no network")
 
     monkeypatch.setattr(mnist, "_load_tfds", no_tfds)
-    with caplog.at_level(logging.WARNING, logger="problems.mnist"):
+    with caplog.at_level(logging.WARNING, logger="problems.mnist"), pytest.warns(UserWarning, match="offline IDX"):
         loaded = mnist.load_mnist()
     assert loaded.source.startswith("idx:") and "offline IDX" in caplog.text
     with pytest.raises(FileNotFoundError):  # neither source available: an error, not made-up data
