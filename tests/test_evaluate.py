@@ -10,6 +10,7 @@ import time
 import pytest
 
 from train.evaluation.optimizers import OptimizerSpec
+from train.evaluation.runs import RunCache
 from train.evaluation.tuning import half_decades, tune
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,9 +145,9 @@ def test_select_weights_wins_is_experiment_1_on_validation_problems_without_test
     for kind in ("adam", "rmsprop", "momentum"):
         wins = [r["learned"]["final_mean"] < r[kind]["final_mean"] for r in rows]
         assert first[kind] == pytest.approx(sum(wins) / 4)
-    files = len(os.listdir(os.path.join(cache, "cache")))
+    runs = len(RunCache(os.path.join(cache, "cache")))
     assert score_wins(["init"], cache, quick=True, verbose=0)[0] == first  # every run comes from the cache
-    assert len(os.listdir(os.path.join(cache, "cache"))) == files
+    assert len(RunCache(os.path.join(cache, "cache"))) == runs
 
 
 def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_path):
@@ -179,7 +180,7 @@ def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_pa
     rows = first["rows"]
     assert first["wins"] == sum(r["learned"] <= r["adam"] for r in rows) / 4
     assert first["log10_ratio"] == pytest.approx(np.mean([np.log10(r["learned"] / r["adam"]) for r in rows]))
-    files = len(os.listdir(os.path.join(cache, "cache")))
+    runs = len(RunCache(os.path.join(cache, "cache")))
     assert score_final_vs_adam(["init"], ["default", "nn_no_decay"], 2, 40, cache, record_every=20,
                                verbose=0)[0] == first  # every run comes from the cache
-    assert len(os.listdir(os.path.join(cache, "cache"))) == files == 8  # one learned and one Adam run per problem
+    assert len(RunCache(os.path.join(cache, "cache"))) == runs == 8  # one learned and one Adam run per problem

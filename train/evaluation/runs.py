@@ -1,4 +1,4 @@
-"""Single optimization runs, cached on disk so that an interrupted evaluation resumes where it stopped.
+"""Single optimization runs, cached on disk (`RunCache`) so that an interrupted evaluation resumes where it stopped.
 
 A run returns a loss curve: `steps` (the inner steps at which the loss was recorded, 0 included) and `losses`
 (the training loss there: the full-batch objective for synthetic problems, the loss over the whole training
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
+import re
 import time
 
 import numpy as np
@@ -19,28 +21,127 @@ import tensorflow as tf
 from train.evaluation.optimizers import OptimizerSpec, PureOptimizer
 
 
+CACHE_FILE = "runs.jsonl"
+_LEGACY_NAME = re.compile(r"^[0-9a-f]{20}\.json$")  # one file per run, named by `key_digest`
+
+
+def key_digest(key: dict) -> str:
+    """What identifies a run in the cache: a hash of its description (JSON with sorted keys)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _read_runs(path: str, offset: int = 0, runs: dict | None = None) -> tuple[dict, int]:
+    """Add the lines of a `runs.jsonl` file from byte `offset` on to `runs` (key digest -> the line, parsed again
+    on each hit so that callers get their own copy); returns them and the offset after the last complete line. A line that does not parse (a write that was interrupted) is skipped
+    with a warning; a last line without its newline is left for later (a write in progress, or cut short).
+    A later key with the same digest replaces an earlier one."""
+    runs = {} if runs is None else runs
+    if not os.path.exists(path):
+        return runs, 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    complete = data.rfind(b"\n") + 1
+    for line in data[:complete].splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            runs[key_digest(entry["key"])] = line
+            entry["result"]
+        except (ValueError, KeyError, TypeError):
+            logging.warning("%s: ignoring a line that is not a cached run: %.80r", path, line)
+    return runs, offset + complete
+
+
+def _append(path: str, data: bytes) -> None:
+    """Append complete lines in a single write; if the file ends in an incomplete line (an interrupted write),
+    end that line first."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def convert_legacy_cache(directory: str) -> int:
+    """Fold a cache of one JSON file per run (`<key_digest>.json` holding `{"key": ..., "result": ...}`) into
+    `<directory>/runs.jsonl` and delete those files. Runs are appended in the order of their digests (so the
+    same files always give the same lines); a run already in `runs.jsonl` is not written twice. Returns the
+    number of runs appended."""
+    names = sorted(n for n in os.listdir(directory) if _LEGACY_NAME.match(n))
+    if not names:
+        return 0
+    path = os.path.join(directory, CACHE_FILE)
+    known, _ = _read_runs(path)
+    lines = []
+    for name in names:
+        with open(os.path.join(directory, name)) as f:
+            entry = json.load(f)
+        digest = key_digest(entry["key"])
+        if digest != name[:-len(".json")]:
+            raise ValueError(f"{name}: its key hashes to {digest}; not a run of this cache")
+        if digest not in known:
+            known[digest] = name
+            lines.append(json.dumps({"key": entry["key"], "result": entry["result"]}) + "\n")
+    if lines:
+        _append(path, "".join(lines).encode())
+    for name in names:
+        os.remove(os.path.join(directory, name))
+    return len(lines)
+
+
 class RunCache:
-    """One JSON file per run, named by a hash of its description."""
+    """Finished runs in `<directory>/runs.jsonl`, one JSON line `{"key": ..., "result": ...}` per run.
+
+    The file is read into a dict (by `key_digest`) when the cache is opened, and each new run is appended as
+    soon as it finishes, so an interrupted evaluation resumes where it stopped; a last line cut short by an
+    interruption is ignored. Before a miss runs, lines that another process appended meanwhile are read. A
+    cache of one JSON file per run (the earlier format) is converted when opened (`convert_legacy_cache`).
+    `directory=None`: nothing is cached."""
 
     def __init__(self, directory: str | None):
         self.directory = directory
+        self._runs = {}
+        self._offset = 0
         if directory:
             os.makedirs(directory, exist_ok=True)
+            convert_legacy_cache(directory)
+            self._refresh()
+            if os.path.exists(self.path) and os.path.getsize(self.path) > self._offset:
+                logging.warning("%s: ignoring an incomplete last line (an interrupted write)", self.path)
 
-    def _path(self, key: dict) -> str:
-        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-        return os.path.join(self.directory, f"{digest}.json")
+    @property
+    def path(self) -> str | None:
+        return os.path.join(self.directory, CACHE_FILE) if self.directory else None
+
+    def _refresh(self) -> None:
+        """Read the lines appended since the last read (by this process or another)."""
+        self._runs, self._offset = _read_runs(self.path, self._offset, self._runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __contains__(self, key: dict) -> bool:
+        return key_digest(key) in self._runs
 
     def get_or_run(self, key: dict, fn):
-        if self.directory and os.path.exists(self._path(key)):
-            with open(self._path(key)) as f:
-                return json.load(f)["result"]
+        digest = key_digest(key)
+        if self.directory and digest not in self._runs:
+            self._refresh()
+        if digest in self._runs:
+            return json.loads(self._runs[digest])["result"]
         result = fn()
         if self.directory:
-            tmp = self._path(key) + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump({"key": key, "result": result}, f)
-            os.replace(tmp, self._path(key))
+            line = json.dumps({"key": key, "result": result})
+            _append(self.path, (line + "\n").encode())
+            self._runs[digest] = line
         return result
 
 
