@@ -7,6 +7,6 @@
 # "nn_conv_no_decay" (half MLPs, half ConvNets) at 2,000 steps. From the repository root:
 #   nohup bash meta_runs/hrnn_v8/run.sh > /tmp/hrnn_v8.log 2>&1 &        (touch meta_runs/hrnn_v8/STOP to end)
 NICE=${NICE:-10} exec bash meta_runs/recycle.sh meta_runs/hrnn_v8 --problem_set with_conv_no_decay \
-  --init_weights meta_runs/hrnn_v8/start_hrnn_v4_x0.03.npz --meta_learning_rate 3e-4 --unrolls_scale 100 \
+  --init_weights hrnn_v4_x0.03 --meta_learning_rate 3e-4 --unrolls_scale 100 \
   --validation_problem_set nn_conv_no_decay --validation_length 2000 --num_validation_problems 8 \
   --checkpoint_every 10 --validate_every 25

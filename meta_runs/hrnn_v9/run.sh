@@ -9,5 +9,5 @@
 # From the repository root:
 #   nohup bash meta_runs/hrnn_v9/run.sh > /tmp/hrnn_v9.log 2>&1 &        (touch meta_runs/hrnn_v9/STOP to end)
 NICE=${NICE:-10} exec bash meta_runs/recycle.sh meta_runs/hrnn_v9 --problem_set default \
-  --init_weights meta_runs/hrnn_v9/start_hrnn_v4_x0.03.npz --meta_learning_rate 1e-4 --unrolls_scale 8 \
+  --init_weights hrnn_v4_x0.03 --meta_learning_rate 1e-4 --unrolls_scale 8 \
   --validation_length 1000 --num_validation_problems 16 --checkpoint_every 25 --validate_every 25
