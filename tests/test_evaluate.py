@@ -55,6 +55,7 @@ def test_quick_run_writes_every_file_with_finite_numbers(quick_run):
             assert math.isfinite(row[key]["final_mean"]), (row["problem"], key)
     assert all(t > 0 and math.isfinite(t) for ts in results["6"]["seconds"].values() for t in ts)
     assert "| Adam |" in (out / "results.md").read_text()
+    assert "Data: MNIST from " in (out / "results.md").read_text()  # which MNIST the table trained on
 
 
 def test_rerun_resumes_from_cached_runs(quick_run):
