@@ -338,3 +338,57 @@ def test_parameter_without_any_gradient_stays_at_rest(config):
     state = hrnn.init_state(meta, original, params)
     params, _ = hrnn.step(meta, original, params, [mask, tf.zeros([3])], state)
     assert not np.array_equal(params[1], np.ones(3))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The math pinned: golden outputs of the step (tests/data/make_golden.py) on fixed inputs, every switch
+# ----------------------------------------------------------------------------------------------------------
+GOLDEN_RTOL, GOLDEN_ATOL = 1e-5, 1e-6  # float32 rounding: the implementation may reorder sums and products
+
+
+def _golden():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "data", "make_golden.py")
+    spec = importlib.util.spec_from_file_location("make_golden", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, np.load(module.PATH)
+
+
+GOLDEN, GOLDEN_DATA = _golden()
+
+
+def _xla_step(meta, config, params, grads, state, **kw):
+    fn = tf.function(lambda p, g, s: hrnn.step(meta, config, p, g, s, **kw), jit_compile=True)
+    return fn(params, grads, state)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN.CASES))
+def test_step_matches_golden_outputs(name):
+    """New parameters and every state tensor after three steps equal the saved ones (rtol 1e-5, atol 1e-6)."""
+    params, state = GOLDEN.run_case(name)
+    _assert_golden(name, params, state)
+
+
+@pytest.mark.parametrize("name", ["default", "attention_chunked", "level_10_20"])
+def test_step_under_xla_matches_golden_outputs(name):
+    params, state = GOLDEN.run_case(name, step=_xla_step)
+    _assert_golden(name, params, state)
+
+
+def _assert_golden(name, params, state):
+    prefix = f"{name}/state/"
+    assert sorted(state) == sorted(k[len(prefix):] for k in GOLDEN_DATA.files if k.startswith(prefix))
+    for i, p in enumerate(params):
+        expected = GOLDEN_DATA[f"{name}/param{i}"]
+        assert p.shape == expected.shape and p.dtype == expected.dtype
+        np.testing.assert_allclose(p, expected, rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL, err_msg=f"param{i}")
+    for key, value in state.items():
+        expected = GOLDEN_DATA[prefix + key]
+        if key == "skipped":
+            assert int(value) == int(expected)
+            continue
+        assert value.dtype == expected.dtype, key
+        np.testing.assert_allclose(value, expected, rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL, err_msg=key)
