@@ -5,7 +5,8 @@ The update rules are `train.baselines`'; this module holds their state in variab
 meta-training, not Keras's: RMSProp decay 0.9 with eps 1e-20 inside the square root (original `metaopt.py`),
 Adam eps 1e-8 added to the square root of the bias-corrected second moment (Kingma & Ba, 2015, Algorithm 1).
 Gradients are clipped elementwise by value (original: +-1e4); a gradient with any non-finite entry is not
-applied at all, and counted in `skipped`.
+applied at all, and counted in `skipped`. With `trainable` names given, only those meta-parameters (and their
+slots) are updated; the others stay frozen whatever their gradient.
 """
 
 from __future__ import annotations
@@ -35,14 +36,19 @@ def update_rule(kind: str, decay: float = 0.9, beta_1: float = 0.9, beta_2: floa
 
 class MetaOptimizer(tf.Module):
     """`apply(grads)` updates the meta-parameter variables in place. Slots: `mom` (Adam's first moment), `ms`
-    (the second moment of both rules), `iterations`, `skipped` (non-finite meta-gradients not applied)."""
+    (the second moment of both rules), `iterations`, `skipped` (non-finite meta-gradients not applied).
+    `trainable`: the names updated (default: all); `grads` needs only those."""
 
     def __init__(self, meta_vars: dict, kind: str = "rmsprop", learning_rate: float = 1e-6, clip_value: float = 1e4,
-                 decay: float = 0.9, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float | None = None):
+                 decay: float = 0.9, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float | None = None,
+                 trainable=None):
         super().__init__(name="meta_optimizer")
         self.rule = update_rule(kind, decay, beta_1, beta_2, epsilon)
         self.kind, self.learning_rate, self.clip_value = kind, float(learning_rate), float(clip_value)
-        self.keys = sorted(meta_vars)
+        self.keys = sorted(meta_vars if trainable is None else trainable)
+        unknown = set(self.keys) - set(meta_vars)
+        if unknown:
+            raise ValueError(f"trainable names that are not meta-parameters: {sorted(unknown)}")
         self.meta_vars = meta_vars
         self.ms = {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in meta_vars.items()}
         self.mom = {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in meta_vars.items()}
