@@ -279,3 +279,78 @@ def test_meta_train_flag_overrides_round_trip():
                                                                                      init_weights=None)
     with pytest.raises(ValueError, match="Unknown HRNNConfig fields"):
         _parse(["--hrnn=use_atention=True"])
+
+
+def test_clipped_ratio_objective_sees_a_late_spike_that_the_log_ratio_hides():
+    from train.unroll import objective_term
+
+    # 100 steps: steady at 1e-3 of the initial loss, or at 1e-8 with a late spike to 0.6 for 5 steps (the limit
+    # cycle measured on held-out MLPs). The 2017 log ratio prefers the spiking run; the clipped ratio does not.
+    f_init = 2.0
+    steady = tf.fill([100], 1e-3 * f_init)
+    spiking = tf.concat([tf.fill([95], 1e-8 * f_init), tf.fill([5], 0.6 * f_init)], 0)
+    log_ratio = [float(tf.reduce_mean(objective_term(f, f_init, "log_ratio"))) for f in (steady, spiking)]
+    clipped = [float(tf.reduce_mean(objective_term(f, f_init, "clipped_ratio", 10.0))) for f in (steady, spiking)]
+    assert log_ratio[1] < log_ratio[0] - 5  # the spike is hidden behind the floor
+    assert clipped[1] > clipped[0] + 0.02  # the spike costs 0.6 x 5 / 100
+    assert clipped[1] == pytest.approx(0.03 + 0.95e-8, rel=1e-5)
+    # A blow-up counts at most the clip; a non-finite loss stays non-finite (the stream is dropped).
+    values = objective_term(tf.constant([1e9, np.nan]), 1.0, "clipped_ratio", 10.0).numpy()
+    assert values[0] == 10.0 and np.isnan(values[1])
+    assert objective_term(tf.constant(1e9), 1.0, "log_ratio", 10.0).numpy() == pytest.approx(np.log(10.0), abs=1e-5)
+    with pytest.raises(ValueError, match="needs a clip"):
+        objective_term(tf.constant(1.0), 1.0, "clipped_ratio", 0.0)
+
+
+def test_tbptt_unroll_with_the_clipped_ratio_objective():
+    import problems
+    from lopt_tf import hrnn
+    from train.unroll import make_unroll, objective_term
+
+    config = lopt_tf.HRNNConfig()
+    meta = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
+    meta["stepsize_offset"].assign(5.0)  # loss ratios 0.97 .. 0.82: the first steps' are clipped at 0.95
+    problem = problems.Quadratic.random(4, seed=1)
+    params = problem.init_params(1)
+    state = hrnn.init_state(meta, config, params, 0)
+    f_init = problem.objective(params)
+    fn = make_unroll(problem, config, meta, max_length=6, meta_objective="clipped_ratio", loss_clip=0.95)
+    loss, grads, *_ = fn(params, state, f_init, 0, 6, 3)
+    p, s, terms = params, state, []
+    for t in range(6):
+        _, g = problem.gradient(p, t, 3)
+        p, s = hrnn.step(meta, config, p, g, s)
+        terms.append(objective_term(problem.objective(p), f_init, "clipped_ratio", 0.95))
+    assert float(terms[0]) == pytest.approx(0.95) and float(terms[-1]) < 0.9
+    assert float(loss) == pytest.approx(float(np.mean(terms)), rel=1e-5)
+    assert np.any(grads["stepsize_offset"].numpy() != 0)
+
+
+def test_progress_shows_current_values_and_a_short_run_validates_at_its_last_step(tmp_path, capsys):
+    from train.meta_train import final_message
+
+    # Default validate_every (50) and only 4 meta-steps: the last step is validated, so weights_best.npz exists
+    # and the final message names it (the README's next command loads it).
+    config = dataclasses.replace(SMALL, meta_steps=4, jit_compile=False, validate_every=MetaTrainConfig().validate_every,
+                                 num_validation_problems=2, validation_length=20)
+    trainer = MetaTrainer(config, str(tmp_path), verbose=1)
+    result = trainer.run()
+    out = capsys.readouterr().out
+    assert os.path.exists(tmp_path / "weights_best.npz")
+    message = final_message(trainer, result, str(tmp_path))
+    assert "weights_best.npz" in message and "weights_latest.npz" in message and "No weights_best" not in message
+    # One validation line, at step 4; the bar itself never shows a validation value.
+    lines = [x for x in out.replace("\r", "\n").split("\n") if x.strip()]
+    assert [x for x in lines if "validation" in x] == [f"meta-step 4: validation {trainer.validate():.4f} "
+                                                       "(best so far: weights_best.npz)"]
+    # The bar shows each step's meta-loss, not the running mean over steps.
+    shown = [x.split("meta_loss: ")[1].split(" ")[0] for x in lines if "meta_loss: " in x]
+    losses = result["meta_losses"]
+    running = np.cumsum(losses) / np.arange(1, 5)
+    assert len(shown) == 4 and np.max(np.abs(running - losses)) > 2e-4, (shown, losses)  # they would differ
+    for text, value in zip(shown, losses):
+        assert float(text) == pytest.approx(value, rel=1e-3, abs=5e-5), (shown, losses)  # 4 significant digits
+    # Without validation there is no best, and the message says so.
+    off = MetaTrainer(dataclasses.replace(config, validate_every=0, meta_steps=1), str(tmp_path / "off"), verbose=0)
+    message = final_message(off, off.run(), str(tmp_path / "off"))
+    assert "No weights_best.npz: validation is off" in message

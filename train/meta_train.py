@@ -6,8 +6,10 @@ One flag per `train.trainer.MetaTrainConfig` field, same name, same default, hel
 (`--xla` is another name of `--jit_compile`; `--hrnn key=value`, repeated, overrides `HRNNConfig` fields).
 Single process by default. Multi-worker: set TF_CONFIG on every worker (see README) and pass
 `--distributed`; each worker unrolls its own problems and the meta-gradients are all-reduced with
-`tf.distribute.MultiWorkerMirroredStrategy`. Outputs in `--output_dir`: `weights_best.npz` (best validation),
-`weights_latest.npz`, `saved_model_best/`, `run_config.json`, `validation.csv`, `checkpoints/`, `tensorboard/`.
+`tf.distribute.MultiWorkerMirroredStrategy` (under `--estimator pes` the particles of all workers' streams
+are summed). Outputs in `--output_dir`: `weights_best.npz` (best validation; validated every
+`--validate_every` meta-steps and at the last one), `weights_latest.npz`, `saved_model_best/`, `run_config.json`,
+`validation.csv`, `snapshots/`, `checkpoints/`, `tensorboard/`; the last line printed lists those written.
 """
 
 import dataclasses
@@ -115,7 +117,21 @@ def main(argv):
     best = os.path.join(FLAGS.output_dir, "weights_best.npz")
     if trainer.is_chief and os.path.exists(best) and not result["stopped"]:
         export_saved_model(os.path.join(FLAGS.output_dir, "saved_model_best"), weights=best)
-    print(f"meta-step {result['step']}, skipped meta-gradients {result['skipped']}, outputs in {FLAGS.output_dir}")
+    print(final_message(trainer, result, FLAGS.output_dir))
+
+
+def final_message(trainer, result: dict, output_dir: str) -> str:
+    """What the run did and which files it wrote (and, without a weights_best.npz, why and what to use)."""
+    message = f"meta-step {result['step']}, skipped meta-gradients {result['skipped']}"
+    if result.get("dropped_particles"):
+        message += f", dropped PES particles {result['dropped_particles']}"
+    if not trainer.is_chief:
+        return message + f"; this worker's checkpoints in {output_dir}"
+    message += f"; wrote in {output_dir}: " + ", ".join(trainer.outputs())
+    if not os.path.exists(os.path.join(output_dir, "weights_best.npz")):
+        why = "validation is off (--validate_every=0)" if not trainer.config.validate_every else "no validation ran"
+        message += f". No weights_best.npz: {why}; use weights_latest.npz"
+    return message
 
 
 if __name__ == "__main__":

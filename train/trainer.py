@@ -1,4 +1,6 @@
-"""Meta-training of the hierarchical-RNN optimizer by truncated back-propagation through unrolled optimization.
+"""Meta-training of the hierarchical-RNN optimizer: truncated back-propagation through unrolled optimization
+(second-order TBPTT, the original's estimator; `estimator="tbptt"`), or persistent evolution strategies
+(`estimator="pes"`, forward-only and unbiased over long horizons: `train.pes`).
 
 A *task* is one sampled problem optimized from fresh parameters for U partial unrolls of lengths L_j, with
 U = min_unrolls + round(Exp(unrolls_scale)) and L_j = min_length + round(Exp(length_scale)) (the heavy-tailed
@@ -9,7 +11,13 @@ unrolls of a task, each unroll starting from the state at the end of the previou
 the state from the start of the last unroll); no gradient crosses an unroll boundary.
 
 Everything random is derived from (seed, worker, stream, task index), and the live task state is part of the
-checkpoint, so a resumed run reproduces an uninterrupted one bit for bit.
+checkpoint, so a resumed run reproduces an uninterrupted one bit for bit. Under PES the streams are numbered
+over all workers, the particles' states and perturbation accumulators are checkpointed, and one all-reduce sums
+the per-stream estimates (see `train.pes`).
+
+The meta-objective is the mean of a per-step term of the normalised loss (`meta_objective`, `train.unroll`):
+the original log ratio, or the clipped ratio, which late blow-ups cannot hide behind a floor. `trainable_groups`
+restricts the meta-parameters that are trained (by name prefix); the others stay frozen.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.weights import load_weights, save_weights
 from train.meta_optimizers import DEFAULT_EPSILON, MetaOptimizer, all_finite
-from train.unroll import make_unroll
+from train.pes import FlatMeta, PESStreams, trainable_keys
+from train.unroll import OBJECTIVES, make_unroll
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +72,22 @@ class MetaTrainConfig:
     divergence_multiplier: float = 1e3
     remat: bool = True
     stream_clip_norm: float = 0.0
+    estimator: str = "tbptt"
+    meta_objective: str = "log_ratio"
+    loss_clip: float = 10.0
+    trainable_groups: str = ""
+    pes_pairs: int = 8
+    pes_std: float = 0.01
+    pes_truncation: int = 50
+    pes_min_horizon: int = 100
+    pes_max_horizon: int = 10000
+    pes_initial_offset: int = 10000
+
+    @property
+    def objective_clip(self) -> float:
+        """The clip of the normalised loss in the meta-objective: `loss_clip` for the clipped ratio and under PES
+        (whose task losses are always clipped), none for the 2017 log ratio under TBPTT."""
+        return self.loss_clip if self.meta_objective == "clipped_ratio" or self.estimator == "pes" else 0.0
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -88,7 +113,7 @@ HELP = {
     "max_length": "Cap on the unroll length (static bound of the unroll's while loop).",
     "min_unrolls": "Partial unrolls per task = min_unrolls + round(Exp(unrolls_scale)).",
     "unrolls_scale": "Scale of the exponential part of the number of unrolls.",
-    "problems_per_step": "Task streams whose meta-gradients are averaged per meta-step.",
+    "problems_per_step": "Task streams (per worker) whose meta-gradients are averaged per meta-step.",
     "meta_optimizer": "Meta-optimizer (train.meta_optimizers; the original's is RMSProp).",
     "meta_learning_rate": "Meta learning rate (original: RMSProp at 1e-6).",
     "clip_value": "Elementwise clip of the meta-gradient (original: 1e4).",
@@ -112,8 +137,25 @@ HELP = {
     "stream_clip_norm": "Scale each stream's meta-gradient down to this global norm before averaging (0: off). "
                         "Chaotic unrolls give rare meta-gradients of 1e4..1e14 that would otherwise fill Adam's "
                         "second moment and freeze every meta-parameter for thousands of steps.",
+    "estimator": "Meta-gradient estimator: 'tbptt' (truncated back-propagation, second order unless --first_order; "
+                 "the original's) or 'pes' (persistent evolution strategies: forward-only antithetic particles, "
+                 "unbiased over the whole task horizon; train.pes).",
+    "meta_objective": "Per-step term of the meta-loss, of r = f_t / f_0: 'log_ratio' (log(r + 1e-6), the original's; "
+                      "its floor hides late spikes) or 'clipped_ratio' (min(r, --loss_clip): a late blow-up costs "
+                      "its height for every step it lasts).",
+    "loss_clip": "Clip of the normalised loss r = f_t / f_0 for 'clipped_ratio' and under PES (there for "
+                 "'log_ratio' too: terms at most log(loss_clip)).",
+    "trainable_groups": "Comma-separated meta-parameter name prefixes to train, e.g. 'readout/,stepsize_offset' "
+                        "(''/'all': every one); the rest stay frozen. Names: lopt_tf.hrnn.meta_shapes.",
+    "pes_pairs": "PES: antithetic particle pairs per task stream (2x this many particles run in one program).",
+    "pes_std": "PES: standard deviation of the perturbations of the trainable meta-parameters.",
+    "pes_truncation": "PES: inner steps per truncation (one per meta-step; the last of a task ends at its horizon).",
+    "pes_min_horizon": "PES: task horizons (inner steps) are log-uniform in [pes_min_horizon, pes_max_horizon].",
+    "pes_max_horizon": "PES: largest task horizon.",
+    "pes_initial_offset": "PES: each stream's first task starts at an inner step uniform below min(this, its "
+                          "horizon), so that streams restart out of phase (0: all start at step 0).",
 }
-CHOICES = {"meta_optimizer": tuple(DEFAULT_EPSILON)}
+CHOICES = {"meta_optimizer": tuple(DEFAULT_EPSILON), "estimator": ("tbptt", "pes"), "meta_objective": OBJECTIVES}
 
 
 def clip_by_global_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
@@ -164,20 +206,31 @@ class MetaTrainer:
         meta, hrnn_config, _ = load_weights(config.init_weights, config.hrnn)
         self.hrnn_config = hrnn_config
         self.meta_vars = {k: tf.Variable(v, name=k.replace("/", "__")) for k, v in sorted(meta.items())}
+        self.trainable = trainable_keys(self.meta_vars, config.trainable_groups)
         self.meta_opt = MetaOptimizer(self.meta_vars, config.meta_optimizer, config.meta_learning_rate,
-                                      config.clip_value)
+                                      config.clip_value, trainable=self.trainable)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best_validation = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
         self.dropped_streams = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.ended_tasks = tf.Variable(0, dtype=tf.int64, trainable=False)  # tasks ended early by divergence
+        self.dropped_particles = tf.Variable(0, dtype=tf.int64, trainable=False)  # PES: left out, non-finite
         self.checkpoint = tf.train.Checkpoint(meta=self.meta_vars, meta_optimizer=self.meta_opt, step=self.step,
                                               best_validation=self.best_validation,
-                                              dropped_streams=self.dropped_streams, ended_tasks=self.ended_tasks)
+                                              dropped_streams=self.dropped_streams, ended_tasks=self.ended_tasks,
+                                              dropped_particles=self.dropped_particles)
         os.makedirs(self._worker_dir("checkpoints"), exist_ok=True)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._worker_dir("checkpoints"), max_to_keep=3)
         self.sampler = problems.ProblemSampler.named(config.problem_set)
         self.streams: list[Task | None] = [None] * config.problems_per_step
         self.next_task = [0] * config.problems_per_step
+        self.pes = None
+        if config.estimator == "pes":
+            self.pes = PESStreams(config, hrnn_config, self.meta_vars, self.sampler,
+                                  first=self.worker * config.problems_per_step, count=config.problems_per_step,
+                                  flat=FlatMeta.of(self.meta_vars, self.trainable))
+            self.streams = self.pes.streams
+        elif config.estimator != "tbptt":
+            raise ValueError(f"estimator must be 'tbptt' or 'pes', got {config.estimator!r}")
         self._unrolls = {}  # (task index, task seed) -> traced unroll function, for live tasks only
         self._validation = None
         self._stop = False
@@ -213,11 +266,15 @@ class MetaTrainer:
         if key not in self._unrolls:
             live = {(t.index, t.seed) for t in self.streams if t is not None}
             self._unrolls = {k: v for k, v in self._unrolls.items() if k in live}  # drop finished tasks' traces
-            self._unrolls[key] = make_unroll(task.problem, self.hrnn_config, self.meta_vars, self.config.max_length,
-                                             self.config.first_order, self.config.jit_compile, self.config.remat)
+            c = self.config
+            self._unrolls[key] = make_unroll(task.problem, self.hrnn_config, self.meta_vars, c.max_length,
+                                             c.first_order, c.jit_compile, c.remat, c.meta_objective,
+                                             c.objective_clip)
         return self._unrolls[key]
 
     def _task_arrays(self) -> dict:
+        if self.pes is not None:
+            return self.pes.arrays()
         arrays = {"next_task": np.array(self.next_task, np.int64)}
         for s, task in enumerate(self.streams):
             if task is None:
@@ -233,6 +290,9 @@ class MetaTrainer:
 
     def _restore_tasks(self, path: str) -> None:
         with np.load(path, allow_pickle=False) as z:
+            if self.pes is not None:
+                self.pes.restore(z)
+                return
             self.next_task = [int(v) for v in z["next_task"]]
             for s in range(len(self.streams)):
                 if f"s{s}/meta" not in z.files:
@@ -291,8 +351,46 @@ class MetaTrainer:
         sizes = [int(np.prod(grads[k].shape)) for k in keys]
         return {k: tf.reshape(v, grads[k].shape) for k, v in zip(keys, tf.split(flat, sizes))}
 
+    def _all_reduce_sum(self, array: np.ndarray) -> np.ndarray:
+        """Sum of a numpy array over workers (one collective)."""
+        if self.strategy is None or self.num_workers == 1:
+            return array
+        value = tf.constant(array)
+        per_replica = self.strategy.run(lambda: tf.identity(value))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
+
     def meta_step(self) -> dict:
-        """One partial unroll per stream and one meta-update. Returns logging values."""
+        """One partial unroll (TBPTT) or truncation (PES) per stream and one meta-update. Returns logging values."""
+        return self._meta_step_pes() if self.pes is not None else self._meta_step_tbptt()
+
+    def _meta_step_pes(self) -> dict:
+        """PES: the mean over every worker's streams of their estimates. Each worker writes its streams' rows
+        into a table over all streams (zeros elsewhere) and one all-reduce sums the tables: every entry is then
+        one worker's value plus zeros, exactly, so the result does not depend on the number of workers."""
+        rows, used, info = self.pes.estimate(int(self.step.numpy()))
+        flat = self.pes.flat
+        table = np.zeros([self.num_workers * self.config.problems_per_step, flat.size + 1], np.float32)
+        first = self.pes.first
+        table[first:first + len(rows), :-1] = rows
+        table[first:first + len(rows), -1] = used
+        table = self._all_reduce_sum(table)
+        count = float(np.sum(table[:, -1]))
+        grads = {k: tf.zeros_like(v) for k, v in self.meta_vars.items()}  # frozen names: no gradient
+        if count:
+            grads.update({k: tf.constant(v) for k, v in
+                          flat.unflatten(np.sum(table[:, :-1], 0) / np.float32(count)).items()})
+        else:  # no finite pair on any worker: a NaN gradient, which the meta-optimizer skips and counts
+            grads.update({k: tf.fill(self.meta_vars[k].shape, np.nan) for k in flat.keys})
+        self.dropped_particles.assign_add(info["dropped"])
+        self.ended_tasks.assign_add(info["ended"])
+        applied = self.meta_opt.apply(grads)
+        self.step.assign_add(1)
+        finite = [x for x in info["losses"] if math.isfinite(x)]
+        return {"meta_loss": float(np.mean(finite)) if finite else float("nan"), "losses": info["losses"],
+                "families": info["families"], "inner_steps": info["inner_steps"], "applied": applied,
+                "grad_norms": info["grad_norms"]}
+
+    def _meta_step_tbptt(self) -> dict:
         grads_sum, losses, families, norms, inner_steps, used = None, [], [], [], 0, 0
         for s in range(len(self.streams)):
             if self.streams[s] is None or self.streams[s].done:
@@ -341,7 +439,8 @@ class MetaTrainer:
             self._validation = []
             for i in range(c.num_validation_problems):
                 problem = sampler.sample(c.validation_seed + i)
-                fn = make_unroll(problem, self.hrnn_config, self.meta_vars, c.validation_length, jit_compile=False)
+                fn = make_unroll(problem, self.hrnn_config, self.meta_vars, c.validation_length, jit_compile=False,
+                                 meta_objective=c.meta_objective, loss_clip=c.objective_clip)
                 self._validation.append((problem, fn.evaluate))
         return self._validation
 
@@ -387,7 +486,9 @@ class MetaTrainer:
                 handlers[sig] = signal.signal(sig, self._request_stop)
             except ValueError:  # not the main thread
                 pass
-        progbar = keras.utils.Progbar(c.meta_steps, verbose=self.verbose, unit_name="meta-step")
+        # Current values, not running means; the validation value gets a line of its own where it is measured.
+        progbar = keras.utils.Progbar(c.meta_steps, verbose=self.verbose, unit_name="meta-step", interval=0.0,
+                                      stateful_metrics=("meta_loss", "inner_steps/s"))
         progbar.update(int(self.step.numpy()))
         history = []
         try:
@@ -406,28 +507,34 @@ class MetaTrainer:
                             tf.summary.scalar(f"meta_loss_by_family/{fam}", loss)
                     tf.summary.scalar("dropped_streams", int(self.dropped_streams.numpy()))
                     tf.summary.scalar("tasks_ended_by_divergence", int(self.ended_tasks.numpy()))
+                    if self.pes is not None:
+                        tf.summary.scalar("pes/dropped_particles", int(self.dropped_particles.numpy()))
                     tf.summary.scalar("inner_steps_per_second", rate)
                     if out["grad_norms"]:
                         tf.summary.scalar("log10_stream_grad_norm/max", np.log10(max(out["grad_norms"]) + 1e-30))
                     tf.summary.scalar("skipped_meta_gradients", int(self.meta_opt.skipped.numpy()))
                     for task in self.streams:
-                        if task is not None and "log_lr" in task.state:
+                        if task is not None and task.state is not None and "log_lr" in task.state:
                             tf.summary.scalar("log_lr/mean", float(tf.reduce_mean(task.state["log_lr"])))
                             tf.summary.scalar("log_lr/std", float(tf.math.reduce_std(task.state["log_lr"])))
-                values = [("meta_loss", out["meta_loss"])] if finite_loss else []
-                values.append(("inner_steps/s", rate))
-                if c.validate_every and step % c.validate_every == 0:
+                progbar.update(step, values=[("meta_loss", out["meta_loss"]), ("inner_steps/s", rate)])
+                # Validated every validate_every meta-steps and at the last one, so a short run has a best too.
+                if c.validate_every and (step % c.validate_every == 0 or step == c.meta_steps):
                     val = self.validate()
-                    values.append(("validation", val))
                     with self.writer.as_default(step=step):
                         tf.summary.scalar("validation_meta_loss", val)
                     # every validated step is kept: a longer selection (train.select_weights) picks among them
                     self.export_weights(os.path.join(self.output_dir, "snapshots", f"step_{step}.npz"))
-                    if val < float(self.best_validation.numpy()):
+                    best = val < float(self.best_validation.numpy())
+                    if best:
                         self.best_validation.assign(val)
                         self.export_weights(os.path.join(self.output_dir, "weights_best.npz"))
                     self._log_validation(step, val)
-                progbar.update(step, values=values)
+                    if self.verbose and self.is_chief:
+                        # the bar ends its line itself at the last step
+                        print(("" if step >= c.meta_steps else "\n") + f"meta-step {step}: validation {val:.4f}"
+                              + (" (best so far: weights_best.npz)" if best
+                                 else f" (best {float(self.best_validation.numpy()):.4f})"), flush=True)
                 if c.checkpoint_every and step % c.checkpoint_every == 0:
                     self.save()
         finally:
@@ -437,7 +544,15 @@ class MetaTrainer:
                 signal.signal(sig, h)
             self.writer.flush()
         return {"meta_losses": history, "step": int(self.step.numpy()), "stopped": self._stop,
-                "skipped": int(self.meta_opt.skipped.numpy()), "dropped_streams": int(self.dropped_streams.numpy())}
+                "skipped": int(self.meta_opt.skipped.numpy()), "dropped_streams": int(self.dropped_streams.numpy()),
+                "dropped_particles": int(self.dropped_particles.numpy())}
+
+    def outputs(self) -> list[str]:
+        """The names of the files and directories this run has written to `output_dir` (chief's view)."""
+        names = ["weights_best.npz", "weights_latest.npz", "saved_model_best", "run_config.json", "validation.csv",
+                 "snapshots", "checkpoints", "tensorboard"]
+        return [n + ("/" if os.path.isdir(os.path.join(self.output_dir, n)) else "") for n in names
+                if os.path.exists(os.path.join(self.output_dir, n))]
 
     def _log_validation(self, step: int, value: float) -> None:
         if self.is_chief:
