@@ -139,7 +139,9 @@ HELP = {
                         "second moment and freeze every meta-parameter for thousands of steps.",
     "estimator": "Meta-gradient estimator: 'tbptt' (truncated back-propagation, second order unless --first_order; "
                  "the original's) or 'pes' (persistent evolution strategies: forward-only antithetic particles, "
-                 "unbiased over the whole task horizon; train.pes).",
+                 "unbiased over the whole task horizon; train.pes). Under pes the pes_* fields set the tasks and "
+                 "the unroll fields (min_length .. unrolls_scale), first_order and remat are unused; inner_steps/s "
+                 "counts the steps of every particle.",
     "meta_objective": "Per-step term of the meta-loss, of r = f_t / f_0: 'log_ratio' (log(r + 1e-6), the original's; "
                       "its floor hides late spikes) or 'clipped_ratio' (min(r, --loss_clip): a late blow-up costs "
                       "its height for every step it lasts).",
