@@ -18,6 +18,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `problems`, `train`
 
 CASES = ("rosenbrock", "quadratic_1000", "mlp_10k")
 
