@@ -185,3 +185,13 @@ def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_pa
     assert score_final_vs_adam(["init"], ["default", "nn_no_decay"], 2, 40, cache, record_every=20,
                                verbose=0)[0] == first  # every run comes from the cache
     assert len(RunCache(os.path.join(cache, "cache"))) == runs == 8  # one learned and one Adam run per problem
+
+
+def test_late_spike_is_the_worst_second_half_rise_over_the_best_loss_before_it():
+    from train.evaluation.runs import late_spike
+
+    assert late_spike([5.0, 4.0, 3.0, 2.0, 1.0, 0.5]) == 1.0  # steadily falling: no spike
+    assert late_spike([5.0, 10.0, 1.0, 0.5, 0.4, 0.3]) == 1.0  # an early rise does not count
+    assert late_spike([5.0, 1.0, 0.1, 0.2, 5.0, 0.05]) == pytest.approx(50.0)  # recovered by the end: still seen
+    assert late_spike([5.0, 1.0, 0.1, math.inf]) == math.inf
+    assert late_spike([1.0, 0.0, 0.0, 0.1]) == math.inf  # rising from an exact zero

@@ -14,7 +14,7 @@ import tensorflow as tf
 from problems import mnist
 from train.evaluation import plots
 from train.evaluation.optimizers import BASELINES, LABELS, OptimizerSpec
-from train.evaluation.runs import run_keras, summarize
+from train.evaluation.runs import late_spike, run_keras, summarize
 from train.evaluation.tuning import half_decades, tune
 
 MNIST_MODELS = (("mlp", "relu"), ("mlp", "sigmoid"), ("convnet", "relu"), ("convnet", "sigmoid"))
@@ -68,8 +68,9 @@ def mnist_curves(ctx) -> dict:
         bar.update(i + 1)
     keys = ("learned", "adam_default") + BASELINES
     names = {"learned": LABELS["learned"], "adam_default": "Adam lr=1e-3", **LABELS}
-    table = "| model | " + " | ".join(names[k] for k in keys) + " | learned <= Adam 1e-3 | within 10% of best tuned |\n"
-    table += "|---|" + "---|" * (len(keys) + 2) + "\n"
+    table = ("| model | " + " | ".join(names[k] for k in keys)
+             + " | learned <= Adam 1e-3 | within 10% of best tuned | late spike, learned / Adam 1e-3 |\n")
+    table += "|---|" + "---|" * (len(keys) + 3) + "\n"
     for r in rows:
         best = min(r[k]["final_mean"] for k in BASELINES)
         learned = r["learned"]["final_mean"]
@@ -77,7 +78,8 @@ def mnist_curves(ctx) -> dict:
                  + (f" (lr {r[k]['lr']:.2g})" if k in BASELINES else "") for k in keys]
         table += (f"| {r['problem']} | " + " | ".join(cells)
                   + f" | {'yes' if learned <= r['adam_default']['final_mean'] else 'no'}"
-                  + f" | {'yes' if learned <= 1.1 * best else 'no'} |\n")
+                  + f" | {'yes' if learned <= 1.1 * best else 'no'}"
+                  + f" | {r['learned']['late_spike']:.3g} / {r['adam_default']['late_spike']:.3g} |\n")
     plots.curves(rows, keys, names, ctx.figure("exp2_mnist"), "training loss (full training set)")
     return {"rows": rows, "tables": [_data_line(ctx), table], "figures": ["exp2_mnist.png"], "steps": steps}
 
@@ -170,9 +172,10 @@ def horizon(ctx) -> dict:
     result = run(OptimizerSpec("learned", weights=ctx.weights), 0)
     losses = result["losses"]
     diverged = not all(math.isfinite(v) for v in losses) or losses[-1] > losses[0]
-    table = (f"| steps | initial loss | min loss | final loss | diverged |\n|---|---|---|---|---|\n"
-             f"| {steps:,} | {losses[0]:.4g} | {min(losses):.3g} | {losses[-1]:.3g} | {diverged} |\n")
+    spike = late_spike(losses)
+    table = (f"| steps | initial loss | min loss | final loss | diverged | late spike |\n|---|---|---|---|---|---|\n"
+             f"| {steps:,} | {losses[0]:.4g} | {min(losses):.3g} | {losses[-1]:.3g} | {diverged} | {spike:.3g} |\n")
     plots.curves([{"problem": problem.name, "learned": {"curve_mean": losses, "steps": result["steps"]}}],
                  ("learned",), {"learned": LABELS["learned"]}, ctx.figure("exp8_horizon"), "training loss")
-    return {"result": result, "diverged": diverged, "tables": [_data_line(ctx), table],
+    return {"result": result, "diverged": diverged, "late_spike": spike, "tables": [_data_line(ctx), table],
             "figures": ["exp8_horizon.png"]}

@@ -225,8 +225,26 @@ def steps_to_reach(result: dict, target: float) -> int | None:
     return None
 
 
+def late_spike(losses) -> float:
+    """The largest ratio, over the recorded losses of the run's second half, of a loss to the lowest loss
+    recorded before it: 1 for a run that never rises (a steadily falling run is not a spike), inf if a loss there
+    is not finite. Catches a late blow-up that a final loss taken after recovery would hide."""
+    losses = np.asarray(losses, dtype=np.float64)
+    worst = 1.0
+    for i in range(max(1, len(losses) // 2), len(losses)):
+        if not np.isfinite(losses[i]):
+            return float("inf")
+        best_before = np.min(losses[:i])
+        if best_before > 0:
+            worst = max(worst, losses[i] / best_before)
+        elif losses[i] > 0:
+            return float("inf")
+    return float(worst)
+
+
 def summarize(results: list[dict]) -> dict:
     finals = np.array([final_loss(r) for r in results], dtype=np.float64)
     curves = np.array([r["losses"] for r in results], dtype=np.float64)
     return {"final_mean": float(np.mean(finals)), "final_std": float(np.std(finals)),
+            "late_spike": max(late_spike(r["losses"]) for r in results),
             "curve_mean": [float(v) for v in np.mean(curves, 0)], "steps": results[0]["steps"]}
