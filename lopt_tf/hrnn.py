@@ -32,6 +32,7 @@ _TINY = 1e-16  # inside sqrt/log of mean squares (original: 1e-16)
 _MS_EPS = 1e-12  # added to the squared momentum (original: 1e-12)
 
 PER_PARAMETER_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay", "log_lr", "true_param")
+STORED_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay")  # stored in `init_state(..., state_dtype)`
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -147,8 +148,15 @@ def state_shapes(config: HRNNConfig, layout: Layout) -> dict[str, tuple[int, ...
     return shapes
 
 
-def init_state(meta, config: HRNNConfig, params, seed: int = 0) -> dict[str, tf.Tensor]:
+def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None) -> dict[str, tf.Tensor]:
     """Initial optimizer state for `params` (a list of tensors), float32.
+
+    `state_dtype` (e.g. `tf.bfloat16` or `"bfloat16"`; None: float32) is the dtype the per-parameter buffers of
+    the RNN are stored in (`STORED_KEYS`: GRU state, momenta, mean squares, decays; 20 of the 21 floats per
+    parameter with the default config). `step` computes in float32 and stores its results back in that dtype.
+    The log learning rates and the true parameters stay float32: the log-LR moves by a few percent of its
+    change per step (LR momentum), steps that bfloat16's 8-bit mantissa would round away at |log LR| ~ 10, and
+    the true parameters are the model's own values.
 
     Hidden states start at the learned initial vectors, accumulators and mean squares at zero, the decays at
     zero (so the first step's momenta equal the gradient), as in the original `optimizer/hierarchical_rnn.py`.
@@ -182,6 +190,8 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0) -> dict[str, tf.
     if len(n) == 3:
         state["h2"] = tf.cast(meta["init/h2"], tf.float32)
     state["skipped"] = tf.constant(0, tf.int32)
+    if state_dtype is not None:
+        state.update({k: tf.cast(state[k], state_dtype) for k in STORED_KEYS})
     return state
 
 
@@ -197,18 +207,25 @@ def true_params(config: HRNNConfig, params, state) -> list:
 # ----------------------------------------------------------------------------------------------------------
 # The step
 # ----------------------------------------------------------------------------------------------------------
-def _bias_gru(meta, prefix: str, x, h, bias=None):
+def _bias_gru(meta, prefix: str, x, h, bias=None, ids=None):
     """The original's `BiasGRUCell` (`optimizer/rnn_cells.py`): h' = u*h + (1-u)*c, with a top-down `bias`
-    [.., 3*units] added to the reset, update and candidate pre-activations."""
+    [.., 3*units] added to the reset, update and candidate pre-activations.
+
+    With `ids` (the level-0 GRU over several tensors), `bias` is per tensor, [T, 3*units], and is looked up
+    per row separately for the gates and the candidate, so that each lookup fuses into the activation that
+    uses it instead of a [P, 3*units] sum being written out.
+    """
     gk, ck = meta[f"{prefix}/gate_kernel"], meta[f"{prefix}/cand_kernel"]
     n_in, units = x.shape[-1], h.shape[-1]
-    xz = tf.matmul(x, tf.concat([gk[:n_in], ck[:n_in]], 1)) + tf.concat(
-        [meta[f"{prefix}/gate_bias"], meta[f"{prefix}/cand_bias"]], 0)
-    if bias is not None:
-        xz = xz + bias
-    gates = tf.sigmoid(xz[:, : 2 * units] + tf.matmul(h, gk[n_in:]))
+    static = tf.concat([meta[f"{prefix}/gate_bias"], meta[f"{prefix}/cand_bias"]], 0)
+    bias = static if bias is None else bias + static
+    gate_bias, cand_bias = bias[..., : 2 * units], bias[..., 2 * units:]
+    if ids is not None:
+        gate_bias, cand_bias = tf.gather(gate_bias, ids), tf.gather(cand_bias, ids)
+    xz = tf.matmul(x, tf.concat([gk[:n_in], ck[:n_in]], 1))
+    gates = tf.sigmoid(xz[:, : 2 * units] + gate_bias + tf.matmul(h, gk[n_in:]))
     r, u = gates[:, :units], gates[:, units:]
-    c = tf.tanh(xz[:, 2 * units:] + tf.matmul(r * h, ck[n_in:]))
+    c = tf.tanh(xz[:, 2 * units:] + cand_bias + tf.matmul(r * h, ck[n_in:]))
     return u * h + (1.0 - u) * c
 
 
@@ -276,48 +293,52 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     to bound memory, chunk by chunk; the math is the same.
     """
     kk, g, ok = config.num_gradient_scales, old["g"], old["ok"]
+    ok_col = ok[:, None]
+    # Tensors without a usable gradient keep their state: each new value is masked where it is made, so the
+    # mask fuses into the computation that makes it. What is computed from a masked value below only reaches
+    # tensors that are masked again (their directions, LRs and tensor states), so the outputs are as if the
+    # state were masked at the end.
     # Gradient history at multiple timescales and the paper's dynamic input scaling: momenta, EMAs of their
     # squares, asinh of their RMS-scaled values (original `optimizer/hierarchical_rnn.py`, `optimizer/utils.py`).
     gamma = _sqrt_chain(old["inp_decay"][:, None], kk)
-    accum = (1.0 - gamma) * g[:, None] + gamma * old["accum"]
+    accum = tf.where(ok_col, (1.0 - gamma) * g[:, None] + gamma * old["accum"], old["accum"])
     beta = old["scl_decay"][:, None]
     if config.use_multiple_scale_decays:
         beta = _sqrt_chain(beta, kk)
-    ms = (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * old["ms"]
+    ms = tf.where(ok_col, (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * old["ms"], old["ms"])
     m = _asinh(accum * tf.math.rsqrt(ms + _TINY)) if config.dynamic_input_scaling else accum
     log_lr = old.get("log_lr")
     x = _features(config, m, ms, log_lr, None if lr_mean_t is None else _gather(lr_mean_t, ids))
 
     # Level 0 (per parameter), top-down biases from the previous step's tensor and global states (original
     # `optimizer/hierarchical_rnn.py`, `_compute_updates`).
-    h0 = _bias_gru(meta, "l0", x, old["h0"], None if bias0_t is None else _gather(bias0_t, ids))
+    h0 = tf.where(ok_col, _bias_gru(meta, "l0", x, old["h0"], bias0_t, None if bias0_t is None else ids), old["h0"])
     out, sums = {"h0": h0, "accum": accum, "ms": ms}, {}
     if config.hold_without_gradient:  # a parameter moves once a non-zero gradient has reached its momenta
         out["moves"] = tf.reduce_any(tf.not_equal(accum, 0.0), 1)
     if len(config.level_sizes) >= 2:  # the level-1 input: mean of [new level-0 state, features] per tensor
-        sums["level1_input"] = _segment_sum(tf.concat([h0, x], 1), ids, num_segments)
+        sums["level1_input"] = tf.concat([_segment_sum(h0, ids, num_segments), _segment_sum(x, ids, num_segments)], 1)
 
-    # Readouts from the new level-0 state: direction (+ gradient shortcut), next decays, log-LR change.
-    def readout(kernel):
-        return tf.linalg.matvec(h0, kernel)
-
+    # Readouts from the new level-0 state, all in one product: direction (+ gradient shortcut), next decays,
+    # log-LR change.
     directions = ["direction"] + (["attn_direction"] if config.use_attention else [])
+    heads = directions + (["scl_decay_kernel", "inp_decay_kernel"] if config.learnable_decay else []) + ["lr_kernel"]
+    readouts = tf.matmul(h0, tf.stack([meta[f"readout/{name}"] for name in heads], 1))
+    readout = {name: readouts[:, i] for i, name in enumerate(heads)}
     for name in directions:
-        d = readout(meta[f"readout/{name}"])
+        d = readout[name]
         if config.use_gradient_shortcut:
             d += tf.linalg.matvec(m, meta[f"readout/{name.replace('direction', 'shortcut')}"])
         out[name] = d
         if config.dynamic_output_scale:
             sums[f"{name}_sq"] = _segment_sum(tf.square(d)[:, None], ids, num_segments)
     if config.learnable_decay:
-        out["scl_decay"] = tf.sigmoid(readout(meta["readout/scl_decay_kernel"]) + meta["readout/scl_decay_bias"])
-        out["inp_decay"] = tf.sigmoid(readout(meta["readout/inp_decay_kernel"]) + meta["readout/inp_decay_bias"])
+        decays = {k: tf.sigmoid(readout[f"{k}_kernel"] + meta[f"readout/{k}_bias"]) for k in ("scl_decay", "inp_decay")}
     else:
-        out["scl_decay"] = tf.fill(tf.shape(g), tf.constant(0.93, g.dtype))
-        out["inp_decay"] = tf.fill(tf.shape(g), tf.constant(0.89, g.dtype))
-    out["lr_out"] = readout(meta["readout/lr_kernel"]) + meta["readout/lr_bias"]
-    for key in ("h0", "accum", "ms", "scl_decay", "inp_decay"):  # tensors without a usable gradient keep theirs
-        out[key] = tf.where(ok if out[key].shape.rank == 1 else ok[:, None], out[key], old[key])
+        decays = {"scl_decay": tf.constant(0.93, g.dtype), "inp_decay": tf.constant(0.89, g.dtype)}
+    for key, value in decays.items():
+        out[key] = tf.where(ok, value, old[key])
+    out["lr_out"] = readout["lr_kernel"] + meta["readout/lr_bias"]
     return out, sums
 
 
@@ -366,7 +387,9 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     """
     layout = Layout.of(params)
     seg = Segments(layout)
-    dtype = state["ms"].dtype
+    dtype = state["log_lr" if "log_lr" in state else "h1" if "h1" in state else "ms"].dtype
+    if dtype in (tf.bfloat16, tf.float16):  # only the per-parameter buffers: math in float32
+        dtype = tf.float32
     meta = {k: tf.cast(v, dtype) for k, v in meta.items()}
     n = config.level_sizes
     lr_mult = tf.cast(learning_rate, dtype)
@@ -396,7 +419,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr)) if config.use_problem_lr_mean
                      else seg.mean(log_lr[:, None])[:, 0])
 
-    old = {k: state[k] for k in PER_PARAMETER_KEYS if k in state and k != "true_param"}
+    old = {k: tf.cast(state[k], dtype) for k in PER_PARAMETER_KEYS if k in state and k != "true_param"}
     old.update(g=g, ok=ok)
 
     def per_parameter(old_slice, ids, segments):
@@ -459,4 +482,5 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         new_state["true_param"] = tf.where(moves, new_state["true_param"], state["true_param"])
     new_theta = tf.where(moves, new_theta, theta)
     new_state["skipped"] = state["skipped"] + tf.reduce_sum(tf.cast(tf.logical_and(has_grad, bad), tf.int32))
+    new_state = {k: tf.cast(v, state[k].dtype) for k, v in new_state.items()}  # the stored dtypes
     return layout.unflatten(new_theta, params), new_state
