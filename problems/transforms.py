@@ -221,3 +221,62 @@ class Sum(Problem):
             losses.append(loss)
             grads += list(g)
         return tf.add_n(losses), grads
+
+
+def _scales_tag(scales) -> str:
+    return ",".join(f"{s:.2g}" for s in scales)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScaleInit(_Wrapper):
+    """Initial parameters multiplied tensor by tensor by `scales` (one per parameter tensor); the objective and
+    the gradients are the inner problem's. Models the initialisations users pick (too small, too large): the
+    optimizer must cope with a starting point off the usual fan-in scale."""
+
+    scales: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        if len(self.scales) != len(self.inner.param_shapes):
+            raise ValueError(f"need one scale per parameter tensor ({len(self.inner.param_shapes)})")
+        super().__post_init__()
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}_init{_scales_tag(self.scales)}"
+
+    def init_params(self, seed):
+        return [s * p for s, p in zip(self.scales, self.inner.init_params(seed))]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Reparam(_Wrapper):
+    """`Rescale` tensor by tensor: parameter k lives at `scales[k]` × the inner problem's (initialised at
+    scales[k]·init, evaluated at θ_k / scales[k], gradient divided by scales[k]). The same function of different
+    coordinates: per tensor, SGD's effective step changes by 1 / scales[k]², Adam's by 1 / scales[k]
+    (learned_optimization's tensor-level `ReparamWeights`, with scale 1 / scales[k])."""
+
+    scales: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        if len(self.scales) != len(self.inner.param_shapes) or min(self.scales, default=1.0) <= 0:
+            raise ValueError(f"need one positive scale per parameter tensor ({len(self.inner.param_shapes)})")
+        super().__post_init__()
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}_reparam{_scales_tag(self.scales)}"
+
+    def init_params(self, seed):
+        return [s * p for s, p in zip(self.scales, self.inner.init_params(seed))]
+
+    def _unscale(self, params):
+        return [p / s for s, p in zip(self.scales, params)]
+
+    def objective(self, params):
+        return self.inner.objective(self._unscale(params))
+
+    def gradient_from_key(self, params, step, key):
+        loss, grads = self.inner.gradient_from_key(self._unscale(params), step, key)
+        return loss, [g / s for s, g in zip(self.scales, grads)]
