@@ -28,7 +28,11 @@ from problems.datasets import make_classification, random_image_data, random_mlp
 from problems.functions2d import FUNCTIONS, Function2D
 from problems.matmul import MatMulAlgorithm
 from problems.quadratics import Bowl, Norm, Quadratic
-from problems.transforms import LogObjective, Noisy, Oscillating, Rescale, Slow, Sparse, Sum
+from problems.transforms import LogObjective, Noisy, Oscillating, Reparam, Rescale, ScaleInit, Slow, Sparse, Sum
+from problems.user_like import (
+    FreshConvNet, FreshMLP, FreshRNN, ImageTeacherSource, ImageTemplateSource, SequenceTeacherSource,
+    SequenceTemplateSource, VectorMixtureSource, VectorTeacherSource,
+)
 
 Factory = Callable[[int], Problem]
 
@@ -257,6 +261,120 @@ PROBLEM_SETS["with_conv_no_decay"] = PROBLEM_SETS["with_nn_no_decay"] + (datacla
 # Its long-horizon validation set: half no-decay MLPs, half ConvNets (by family weight).
 PROBLEM_SETS["nn_conv_no_decay"] = PROBLEM_SETS["nn_no_decay"] + (dataclasses.replace(CONV_FAMILY, weight=24),)
 
+
+# --- models like users' on freshly sampled data (problems/user_like.py) ----------------------------------------------
+# Every minibatch is new (drawn from (seed, step)) and 2% of labels are random, so the gradient noise persists over
+# any horizon and nothing is memorised; the objective is the loss on 1,024 held-out examples of the same process.
+# Two kinds of data per model: class-conditional ("mixture" / "templates": the class first, then the input; Adam
+# gets close to the noise floor within a few thousand steps) and teacher-labelled ("teacher": argmax of a random
+# network on random inputs; sharp boundaries, so the loss keeps falling slowly over 10^4 steps). Neither MNIST nor
+# the evaluation's problems are used. Meant for task horizons of 10^2..10^4 inner steps (USER_LIKE_HORIZONS: the
+# PES flags --pes_min_horizon / --pes_max_horizon).
+USER_LIKE_HORIZONS = (100, 10000)
+LABEL_NOISE = 0.02
+# Class separations, chosen so that Adam(1e-3) ends 2,000 steps at about 0.1x its initial loss (problems/README.md).
+MIXTURE_SEPARATION, IMAGE_SEPARATION, SEQUENCE_SEPARATION = 1.5, 0.5, 2.0
+# (data, input dim, classes, hidden widths, activation, batch)
+USER_MLP = (
+    ("mixture", 16, 4, (32,), "relu", 64), ("mixture", 32, 10, (64,), "relu", 64),
+    ("mixture", 24, 5, (32, 32), "sigmoid", 32), ("mixture", 32, 10, (64, 64), "tanh", 128),
+    ("teacher", 16, 4, (32,), "relu", 64), ("teacher", 32, 10, (64, 64), "relu", 64),
+    ("teacher", 64, 10, (128, 64), "tanh", 128),
+)
+# (data, image size, channels, classes, conv layers (channels, kernel, stride), activation, batch)
+USER_CONV = (
+    ("templates", 8, 1, 4, ((8, 3, 1), (16, 3, 2)), "relu", 64),
+    ("templates", 8, 3, 10, ((16, 3, 1), (16, 3, 2)), "relu", 64),
+    ("templates", 16, 1, 10, ((8, 3, 2), (16, 3, 2)), "relu", 64),
+    ("templates", 8, 3, 10, ((8, 3, 1), (16, 3, 2)), "tanh", 32),
+    ("templates", 16, 3, 10, ((8, 3, 1), (16, 3, 2), (16, 3, 2)), "relu", 32),
+    ("teacher", 8, 1, 4, ((8, 3, 1), (16, 3, 2)), "relu", 64),
+    ("teacher", 16, 1, 10, ((8, 3, 2), (16, 3, 2)), "relu", 64),
+)
+# (data, sequence length, input dim, classes, hidden units, cell, batch)
+USER_RNN = (
+    ("templates", 8, 4, 4, 16, "rnn", 64), ("templates", 12, 8, 10, 32, "gru", 64),
+    ("templates", 16, 4, 5, 32, "rnn", 32), ("templates", 8, 4, 5, 16, "gru", 64),
+    ("teacher", 8, 4, 4, 16, "rnn", 64), ("teacher", 10, 8, 10, 32, "gru", 128),
+)
+
+
+def _class_conditional(specs: tuple) -> tuple:
+    return tuple(s for s in specs if s[0] != "teacher")
+
+
+def build_user_mlp(data, d, k, hidden, activation, batch, seed, norm="none") -> Problem:
+    source = (VectorTeacherSource(k, seed, LABEL_NOISE, dim=d) if data == "teacher" else
+              VectorMixtureSource(k, seed, LABEL_NOISE, dim=d, separation=MIXTURE_SEPARATION))
+    return FreshMLP(source, batch, hidden=hidden, activation=activation, norm=norm)
+
+
+def build_user_conv(data, size, channels, k, conv, activation, batch, seed, norm="none") -> Problem:
+    source = (ImageTeacherSource(k, seed, LABEL_NOISE, size=size, channels=channels) if data == "teacher" else
+              ImageTemplateSource(k, seed, LABEL_NOISE, size=size, channels=channels, separation=IMAGE_SEPARATION))
+    return FreshConvNet(source, batch, conv=conv, activation=activation, norm=norm)
+
+
+def build_user_rnn(data, length, d, k, hidden, cell, batch, seed) -> Problem:
+    source = (SequenceTeacherSource(k, seed, LABEL_NOISE, length=length, dim=d) if data == "teacher" else
+              SequenceTemplateSource(k, seed, LABEL_NOISE, length=length, dim=d, separation=SEQUENCE_SEPARATION))
+    return FreshRNN(source, batch, hidden=hidden, cell=cell)
+
+
+# Weight-scale augmentation: independently with probability 1/2 each, the initial tensors are multiplied by
+# log-uniform scales in INIT_SCALE_RANGE (ScaleInit) and the tensors are reparameterised by log-uniform scales in
+# REPARAM_SCALE_RANGE (Reparam), one scale per tensor (learned_optimization's ReparamWeightsFamily at the tensor
+# level samples 0.01..100; a narrower range here).
+INIT_SCALE_RANGE = (0.3, 3.0)
+REPARAM_SCALE_RANGE = (0.1, 10.0)
+
+
+def weight_scale_augmented(factory: Factory, init_range=INIT_SCALE_RANGE, reparam_range=REPARAM_SCALE_RANGE,
+                           probability: float = 0.5) -> Factory:
+    """`factory` whose problems get `ScaleInit` and / or `Reparam` per-tensor scales, each with `probability`,
+    drawn from the seed (the inner problem is built from the same seed, so the spec is unchanged)."""
+
+    def log_uniform(rng, bounds, count):
+        low, high = np.log(bounds[0]), np.log(bounds[1])
+        return tuple(float(v) for v in np.exp(rng.uniform(low, high, count)))
+
+    def augmented(seed: int) -> Problem:
+        problem = factory(seed)
+        rng = np.random.default_rng([int(seed), 29])
+        count = len(problem.param_shapes)
+        init_draw, init_scales = rng.uniform(), log_uniform(rng, init_range, count)
+        reparam_draw, reparam_scales = rng.uniform(), log_uniform(rng, reparam_range, count)
+        if init_draw < probability:
+            problem = ScaleInit(problem, init_scales)
+        if reparam_draw < probability:
+            problem = Reparam(problem, reparam_scales)
+        return problem
+
+    return augmented
+
+
+def _user_like_families(augment: bool, validation: bool) -> tuple[Family, ...]:
+    wrap = weight_scale_augmented if augment else (lambda factory: factory)
+    pick = (lambda specs, build: pick_spec(_class_conditional(specs), build)) if validation else pick_spec
+    mlp = lambda norm: pick(USER_MLP, functools.partial(build_user_mlp, norm=norm))  # noqa: E731
+    conv = lambda norm: pick(USER_CONV, functools.partial(build_user_conv, norm=norm))  # noqa: E731
+    return (
+        Family("user_mlp", 3, wrap(mlp("none"))),
+        Family("user_mlp_bn", 2, wrap(mlp("batch"))),
+        Family("user_mlp_ln", 2, wrap(mlp("layer"))),
+        Family("user_conv", 3, wrap(conv("none"))),
+        Family("user_conv_bn", 2, wrap(conv("batch"))),
+        Family("user_conv_ln", 2, wrap(conv("layer"))),
+        Family("user_rnn", 3, wrap(pick(USER_RNN, build_user_rnn))),
+    )
+
+
+# Meta-training set: the seven families, both kinds of data, with weight-scale augmentation. Validation set: the
+# same families on class-conditional data only, without augmentation (models at their default initialisation),
+# where Adam(1e-3) ends 2,000 steps below 0.2x its initial loss (problems/README.md). The trainer's validation
+# seeds (--validation_seed) are never training seeds, so its data and teachers are new.
+PROBLEM_SETS["user_like"] = _user_like_families(augment=True, validation=False)
+PROBLEM_SETS["user_like_valid"] = _user_like_families(augment=False, validation=True)
 
 @dataclasses.dataclass(frozen=True)
 class ProblemSampler:
