@@ -3,19 +3,23 @@ set is checked against, so that a learned optimizer is validated where Adam reac
 
     python -m problems.adam_reference --problem_set user_like_valid --steps 2000 --seeds 3
     python -m problems.adam_reference --problem_set user_like_valid --steps 2000 --validation 8
+    python -m problems.adam_reference --problem_set user_like_valid --steps 2000 --seeds 2 --every_spec
 
 For each family of the set and each of `--seeds` instances (`build(family, seed)` for seeds `--first_seed`,
 +1, ...), or with `--validation N` for the N problems the meta-trainer validates on (`sample(seed)` for the same
-seeds, as `train.trainer` does with `--validation_seed`), runs Adam (Keras defaults: β1 0.9, β2 0.999, ε 1e-7)
+seeds, as `train.trainer` does with `--validation_seed`), or with `--every_spec` for every spec of every family
+(`--seeds` data seeds each; families made by `pick_spec`), runs Adam (Keras defaults: β1 0.9, β2 0.999, ε 1e-7)
 from `init_params(seed)` on the minibatch gradients `gradient(params, step, seed)` for `--steps` steps in
-XLA-compiled chunks. Prints one row per problem (the objective at the start, after 500 and 1,000 steps and at
-the end, the ratio end / start, and the problem's noise floor where it has one) and a summary per family. Adam is
-written out here because this package does not import `train` (its `baselines.Adam` is the same rule).
+XLA-compiled chunks. Prints one row per problem (the objective at the start, after 500, 1,000, 2,000 and 5,000
+steps where the run is longer, at the end, the ratio end / start, and the problem's noise floor where it has one)
+and a summary per family. Adam is written out here because this package does not import `train` (its
+`baselines.Adam` is the same rule).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 
@@ -69,15 +73,28 @@ def main(argv=None):
     parser.add_argument("--families", default="", help="comma-separated subset of the set's families")
     parser.add_argument("--validation", type=int, default=0,
                         help="instead of per family: the first N problems sample(first_seed + i)")
+    parser.add_argument("--every_spec", action="store_true", help="every spec of every family, --seeds each")
     args = parser.parse_args(argv)
     sampler = ProblemSampler.named(args.problem_set)
     names = args.families.split(",") if args.families else sampler.names
     print(f"Adam({args.learning_rate:g}), {args.steps} steps, problem set {args.problem_set}")
-    print("| family | problem | f(0) | f(500) | f(1000) | f(end) | end / f(0) | floor | time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    marks = [s for s in (500, 1000, 2000, 5000) if s < args.steps]
+    columns = ["family", "problem", "f(0)", *(f"f({s})" for s in marks), "f(end)", "end / f(0)", "floor", "time"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     summary = {}
     if args.validation:
         jobs = [(sampler.sample(args.first_seed + i), args.first_seed + i) for i in range(args.validation)]
+    elif args.every_spec:
+        jobs = []
+        for family in (f for f in sampler.families if f.name in names):
+            if not hasattr(family.factory, "specs"):
+                raise ValueError(f"family {family.name} was not made by pick_spec: no specs to go through")
+            for spec in family.factory.specs:
+                for i in range(args.seeds):
+                    seed = args.first_seed + i
+                    problem = dataclasses.replace(family.factory.build(*spec, seed), family=family.name)
+                    jobs.append((problem, seed))
     else:
         jobs = [(sampler.build(f, args.first_seed + i), args.first_seed + i) for f in names for i in range(args.seeds)]
     for problem, seed in jobs:
@@ -87,9 +104,9 @@ def main(argv=None):
         elapsed = time.perf_counter() - start
         f0, fend = curve[0], curve[args.steps]
         floor = getattr(problem, "bayes_loss", float("nan"))
-        at = lambda s: f"{curve[s]:.3g}" if s in curve else "-"  # noqa: E731
-        print(f"| {family} | {problem.name} | {f0:.3g} | {at(500)} | {at(1000)} | {fend:.3g} | "
-              f"{fend / f0:.3f} | {floor:.3g} | {elapsed:.0f} s |", flush=True)
+        between = "".join(f"{curve[s]:.3g} | " if s in curve else "- | " for s in marks)
+        print(f"| {family} | {problem.name} | {f0:.3g} | {between}{fend:.3g} | {fend / f0:.3f} | {floor:.3g} | "
+              f"{elapsed:.0f} s |", flush=True)
         summary.setdefault(family, []).append(fend / f0 if math.isfinite(fend) else float("inf"))
     print("\n| family | mean end / f(0) | worst |")
     print("|---|---|---|")

@@ -53,6 +53,7 @@ def pick_spec(specs: tuple, build: Callable[..., Problem]) -> Factory:
         spec = specs[int(rng.integers(len(specs)))]
         return build(*spec, int(rng.integers(2**31 - 1)))
 
+    factory.specs, factory.build = specs, build  # for tools that go through every spec (problems.adam_reference)
     return factory
 
 
@@ -299,8 +300,9 @@ USER_RNN = (
 )
 
 
-def _class_conditional(specs: tuple) -> tuple:
-    return tuple(s for s in specs if s[0] != "teacher")
+def _data_kind(specs: tuple, kind: str) -> tuple:
+    """The specs whose data is teacher-labelled ("teacher"), class-conditional ("class_conditional") or all."""
+    return specs if kind == "all" else tuple(s for s in specs if (s[0] == "teacher") == (kind == "teacher"))
 
 
 def build_user_mlp(data, d, k, hidden, activation, batch, seed, norm="none") -> Problem:
@@ -353,9 +355,9 @@ def weight_scale_augmented(factory: Factory, init_range=INIT_SCALE_RANGE, repara
     return augmented
 
 
-def _user_like_families(augment: bool, validation: bool) -> tuple[Family, ...]:
+def _user_like_families(augment: bool, data: str = "all") -> tuple[Family, ...]:
     wrap = weight_scale_augmented if augment else (lambda factory: factory)
-    pick = (lambda specs, build: pick_spec(_class_conditional(specs), build)) if validation else pick_spec
+    pick = lambda specs, build: pick_spec(_data_kind(specs, data), build)  # noqa: E731
     mlp = lambda norm: pick(USER_MLP, functools.partial(build_user_mlp, norm=norm))  # noqa: E731
     conv = lambda norm: pick(USER_CONV, functools.partial(build_user_conv, norm=norm))  # noqa: E731
     return (
@@ -372,9 +374,12 @@ def _user_like_families(augment: bool, validation: bool) -> tuple[Family, ...]:
 # Meta-training set: the seven families, both kinds of data, with weight-scale augmentation. Validation set: the
 # same families on class-conditional data only, without augmentation (models at their default initialisation),
 # where Adam(1e-3) ends 2,000 steps below 0.2x its initial loss (problems/README.md). The trainer's validation
-# seeds (--validation_seed) are never training seeds, so its data and teachers are new.
-PROBLEM_SETS["user_like"] = _user_like_families(augment=True, validation=False)
-PROBLEM_SETS["user_like_valid"] = _user_like_families(augment=False, validation=True)
+# seeds (--validation_seed) are never training seeds, so its data and teachers are new. "user_like_teacher": the
+# teacher-labelled specs without augmentation, a long-horizon check (Adam's loss still falls after 10^4 steps,
+# so an optimizer that anneals its steps too early stalls visibly there).
+PROBLEM_SETS["user_like"] = _user_like_families(augment=True)
+PROBLEM_SETS["user_like_valid"] = _user_like_families(augment=False, data="class_conditional")
+PROBLEM_SETS["user_like_teacher"] = _user_like_families(augment=False, data="teacher")
 
 @dataclasses.dataclass(frozen=True)
 class ProblemSampler:

@@ -235,6 +235,12 @@ def test_user_like_sets():
         assert p.family == family and not hasattr(p, "inner")  # no augmentation
         assert isinstance(p.source, ul._ClassConditionalSource)  # the data Adam fits well
         assert {"bn": "batch", "ln": "layer"}.get(family.rpartition("_")[2], "none") == getattr(p, "norm", "none")
+    teacher = ProblemSampler.named("user_like_teacher")
+    assert set(teacher.names) == expected
+    for family in ("user_mlp_ln", "user_conv", "user_rnn"):
+        p = teacher.build(family, 5)
+        assert not hasattr(p, "inner") and isinstance(p.source, ul._TeacherSource)
+        assert all(spec[0] == "teacher" for spec in teacher.families[0].factory.specs)
     trained = [train.sample(seed) for seed in range(12)]
     assert any(hasattr(p, "inner") for p in trained)
     # Neither MNIST nor the evaluation's problems: every problem is a fresh-data model on a synthetic source.
@@ -242,7 +248,7 @@ def test_user_like_sets():
         while hasattr(p, "inner"):
             p = p.inner
         assert isinstance(p, ul._FreshDataClassifier) and isinstance(p.source, ul._Source)
-    assert "user_like" in PROBLEM_SETS and "user_like_valid" in PROBLEM_SETS
+    assert {"user_like", "user_like_valid", "user_like_teacher"} <= set(PROBLEM_SETS)
 
 
 def test_adam_reference_lowers_the_loss():
