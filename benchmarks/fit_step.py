@@ -86,7 +86,8 @@ def main():
         adam, _ = per_step(optimizers["Adam"], jit, args.steps)
         learned, m = per_step(optimizers["LearnedOptimizer"], jit, args.steps)
         model = model or m
-        print(f"| MLP 64-128-64-10, batch 64 | {jit} | {adam * 1e3:.2f} | {learned * 1e3:.2f} | {learned / adam:.1f}x |")
+        print(f"| MLP 64-128-64-10, batch 64 | {jit} | {adam * 1e3:.2f} | {learned * 1e3:.2f} "
+              f"| {learned / adam:.1f}x |")
     if args.profile:
         profile_step(model)
 

@@ -1,0 +1,80 @@
+"""Interleaved A/B timing of step implementations, in one process: the fair comparison on a shared machine.
+
+Each variant is `name=path/to/hrnn.py` (a file with `hrnn.step`'s module API, e.g. an older version saved
+with `git show <commit>:lopt_tf/hrnn.py > /tmp/hrnn_old.py`) or `name=module` (e.g. `lopt_tf.hrnn`), with an
+optional `:bfloat16` suffix for bfloat16-stored state. The variants' compiled steps are called in turn, round
+after round, so that a neighbour's load hits all of them alike; prints min and median ms per call.
+
+    python benchmarks/ab_step.py old=/tmp/hrnn_old.py new=lopt_tf.hrnn new_bf16=lopt_tf.hrnn:bfloat16 \
+        [--cases 200,4,17k] [--modes xla,graph] [--rounds 8]
+"""
+
+import argparse
+import importlib
+import importlib.util
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lopt_tf import HRNNConfig, hrnn  # noqa: E402
+
+CASES = {  # as benchmarks/step_overhead.py, and the 17,226-parameter MLP of benchmarks/fit_step.py
+    "200": [(100, 100)] * 100 + [(100,)] * 100,
+    "4": [(1024, 1024), (1024,), (1024, 1), (1,)],
+    "17k": [(64, 128), (128,), (128, 64), (64,), (64, 10), (10,)],
+}
+
+
+def load(spec):
+    source, _, dtype = spec.partition(":")
+    if source.endswith(".py"):
+        module_spec = importlib.util.spec_from_file_location(f"ab_{abs(hash(source))}", source)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(source)
+    return module, dtype or None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("variants", nargs="+", help="name=path.py|module[:bfloat16]")
+    parser.add_argument("--cases", default="200,4,17k")
+    parser.add_argument("--modes", default="xla")
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args()
+    variants = {v.split("=", 1)[0]: load(v.split("=", 1)[1]) for v in args.variants}
+    config, meta = HRNNConfig(), hrnn.init_meta(HRNNConfig())
+    print(f"cpu cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, {args.rounds} rounds")
+    print("| case | params | mode | " + " | ".join(f"{k} min / median ms" for k in variants) + " |")
+    print("|---|---|---|" + "---|" * len(variants))
+    rng = np.random.default_rng(0)
+    for case in args.cases.split(","):
+        shapes = CASES[case]
+        params = [tf.constant(rng.normal(size=s).astype("float32")) for s in shapes]
+        grads = [tf.constant(rng.normal(size=s).astype("float32")) for s in shapes]
+        for mode in args.modes.split(","):
+            fns = {}
+            for name, (module, dtype) in variants.items():
+                state = hrnn.init_state(meta, config, params, **({"state_dtype": dtype} if dtype else {}))
+                fns[name] = tf.function(lambda m=module, s=state: m.step(meta, config, params, grads, s),
+                                        jit_compile=mode == "xla")
+                tf.nest.map_structure(np.asarray, fns[name]())  # trace + compile
+            times = {k: [] for k in fns}
+            for _ in range(args.rounds):
+                for name, fn in fns.items():
+                    start = time.perf_counter()
+                    tf.nest.map_structure(np.asarray, fn())
+                    times[name].append(time.perf_counter() - start)
+            n = sum(int(np.prod(s)) for s in shapes)
+            cells = " | ".join(f"{min(t) * 1e3:.1f} / {np.median(t) * 1e3:.1f}" for t in times.values())
+            print(f"| {case} | {n:,} | {mode} | {cells} |", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
