@@ -1,14 +1,21 @@
 """Problems like the models users train, on freshly sampled data: small MLPs and ConvNets (plain, BatchNorm or
-LayerNorm) and small recurrent nets (vanilla RNN or GRU), trained with cross-entropy on labels of a random
-teacher network.
+LayerNorm) and small recurrent nets (vanilla RNN or GRU), trained with softmax cross-entropy.
 
-Data comes from a fixed generative process (`VectorSource`, `ImageSource`, `SequenceSource`) rather than a
-finite dataset: the mini-batch at inner step t is drawn afresh with stateless philox RNG keyed on (seed, t), so
-a 10,000-step run never sees an example twice and its minibatch noise never goes away (nothing is memorised, as
-on real data with augmentation). Each label is the argmax of the teacher's standardised outputs, replaced by a
-uniform random class with probability `label_noise`, so even a perfect student keeps a non-zero loss and gradient
-noise; that floor is `bayes_loss`. The objective is the loss on a fixed evaluation sample of `eval_size`
-examples from the same process (drawn once from the source's seed and never trained on): a noise-free
+Data comes from a fixed generative process rather than a finite dataset: the mini-batch at inner step t is drawn
+afresh with stateless philox RNG keyed on (seed, t), so a 10,000-step run never sees an example twice and its
+minibatch noise never goes away (nothing is memorised, as on real data with augmentation). Two kinds of process:
+
+* teacher-labelled (`VectorTeacherSource`, `ImageTeacherSource`, `SequenceTeacherSource`): random inputs
+  (gaussian vectors, blurred random fields, gaussian sequences), labelled by the argmax of a random network's
+  standardised outputs. The boundaries are sharp, so a student's loss keeps falling slowly for 10^4 steps;
+* class-conditional (`VectorMixtureSource`, `ImageTemplateSource`, `SequenceTemplateSource`): the class first,
+  then the input from a class-dependent distribution (a nonlinearly embedded Gaussian mixture, noisy class
+  templates). Posteriors are smooth and a student gets close to its floor within a few thousand steps.
+
+Either way each label is replaced by a uniform random class with probability `label_noise`, so even a perfect
+student keeps a non-zero loss and gradient noise (`bayes_loss`: exact floor for teacher sources, a lower bound
+for class-conditional ones, whose classes also overlap). The objective is the loss on a fixed evaluation sample
+of `eval_size` examples from the same process (drawn once from the source's seed, never trained on): a noise-free
 estimate of the expected loss, whose minimiser is the minibatch loss's.
 
 Parameters are functional (a list of tensors). Normalisation layers are written out: BatchNorm in training mode
