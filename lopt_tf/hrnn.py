@@ -343,7 +343,8 @@ def _anchor(meta, config: HRNNConfig, layout: Layout, seg: Segments, dtype):
     """[P] (or [1] for one tensor) anchor log learning rate: log(lr_anchor) plus the learned offset of the
     tensor's rank class (rank < 2: biases, scales; rank >= 2: weight matrices and kernels)."""
     offsets = tf.cast(meta["lr/anchor_offset"], dtype)
-    per_tensor = tf.gather(offsets, [int(len(s) >= 2) for s in layout.shapes])  # static rank class per tensor
+    rank2 = tf.constant([float(len(s) >= 2) for s in layout.shapes], dtype)  # static rank class per tensor
+    per_tensor = offsets[0] * (1.0 - rank2) + offsets[1] * rank2  # not tf.gather: a dense meta-gradient
     return math.log(config.lr_anchor) + tf.reshape(seg.broadcast(per_tensor[:, None]), [-1])
 
 
