@@ -320,3 +320,18 @@ def test_stable_initialisation_trains_within_2x_of_adam(image):
     learned = _final_loss(lopt_tf.LearnedOptimizer(weights=STABLE_WEIGHTS), image)
     assert math.isfinite(learned) and learned <= 2.0 * adam, (learned, adam)
     assert adam < 0.5 * math.log(4)  # the task is learnable in this many steps
+
+
+def test_stable_weights_export_and_keras_round_trip(tmp_path):
+    path = str(tmp_path / "stable_savedmodel")
+    lopt_tf.export_saved_model(path, weights=STABLE_WEIGHTS)
+    loaded = tf.saved_model.load(path)
+    param = tf.constant(np.linspace(-1, 1, 37), tf.float32)
+    grad = tf.sin(param * 3.0)
+    out = loaded.signatures["step"](param=param, grad=grad, **loaded.signatures["init_state"](param=param))
+    meta, config, _ = load_weights(STABLE_WEIGHTS)
+    (expected,), _ = hrnn.step(meta, config, [param], [grad], hrnn.init_state(meta, config, [param]))
+    np.testing.assert_allclose(out["param"], expected, rtol=1e-6, atol=1e-7)
+    opt = lopt_tf.LearnedOptimizer(weights=STABLE_WEIGHTS, seed=2)
+    again = lopt_tf.LearnedOptimizer.from_config(opt.get_config())
+    assert again.hrnn_config == STABLE and again.get_config() == opt.get_config()
