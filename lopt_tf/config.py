@@ -83,6 +83,44 @@ class HRNNConfig:
         zero. The original moves it by the readout of its GRU state, which is non-zero without any gradient;
         False reproduces that. A runtime switch: weights made under either setting run under both.
 
+    Stability options. Their defaults are the 2017 behaviour, so weights stored without these fields load
+    unchanged; `HRNNConfig.preset("stable")` turns them on (docs/stable_design.md):
+      lr_dynamics: how the per-parameter log learning rate l moves.
+        "integrate" (2017): l_new = l + (1 - sigmoid(lr_momentum_logit)) * D, D the LR readout of the level-0
+          state; the step uses clip(l + D, +-max_log_lr). A pure integrator: a constant bias of D is a linear
+          drift of l (the original `optimizer/hierarchical_rnn.py`).
+        "leaky": the same update on z = lr_band * atanh((l - a) / lr_band), the deviation from the anchor a,
+          plus a leak towards it: z_new = (1 - lr_leak) * z + (1 - sigmoid(lr_momentum_logit)) * D, and
+          l = a + lr_band * tanh(z / lr_band) (soft clamp); the step uses a + lr_band * tanh((z + D) / lr_band).
+          l never leaves (a - lr_band, a + lr_band); a constant D gives a bounded offset, not a drift.
+        "readout": no integration: l = a + lr_band * tanh(D / lr_band), a bounded readout of the GRU state,
+          which carries the memory (VeLO, `google/learned_optimization` `research/general_lopt/hyper_v2.py`,
+          and Celo, `amoudgl/celo` `celo/optimizers/celo.py`: the step multiplier is a readout recomputed
+          every step, not integrated). No `lr_momentum_logit` meta-parameter.
+      lr_anchor: the anchor learning rate: a = log(lr_anchor) + a learned offset (meta-parameter
+        `lr/anchor_offset`, [tensors of rank < 2, rank >= 2], initialised to 0), present whenever the anchor
+        is used (lr_dynamics "leaky" or "readout", or init_lr "fixed").
+      lr_band: half-width, in nats, of the band around the anchor ("leaky", "readout").
+      lr_leak: fraction of the deviation from the anchor removed per step ("leaky").
+      init_lr: "random" (2017: per-element plus per-tensor uniform draws over `init_lr_range`) or "fixed":
+        every parameter starts at the anchor a (`init_lr_range` is then unused). A fixed initial step, as the
+        later learned optimizers use (Metz et al. 2020 `learned_optimizers/adafac_mlp_lopt.py`, VeLO, Celo:
+        a constant reference step 1e-3 times a learned factor).
+      nominal_term: a fixed, Adam-like step added to the learned one (the nominal term of Harrison, Metz and
+        Sohl-Dickstein 2022, "A Closer Look at Learned Optimization", `learned_optimizers/adafac_nominal.py`
+        `MLPNomLOpt`): step += nominal_lr * exp(s) * n, s a learned scalar (`nominal/log_scale`, init 0).
+        "none" (2017); "adam": n = a_1 / (sqrt(v) + 1e-7), a_1 the HRNN's shortest-timescale momentum and v
+          a bias-corrected EMA of g^2 with decay `nominal_beta2` (as Keras Adam; one more float of state per
+          parameter, `nominal_ms`, and a step count per tensor, `nominal_count`), so that with the learned step
+          at zero the optimizer is Adam(nominal_lr) up to the learned momentum decay (about 0.9 at init);
+        "scaled_momentum": n = a_1 / sqrt(ms_1), the HRNN's own RMS-scaled shortest momentum (no extra state;
+          under pure gradient noise its steps are about 4x Adam's, as ms_1 tracks the momentum's variance,
+          not the gradient's).
+      nominal_lr, nominal_beta2: the nominal step size and second-moment decay.
+      The learned part is kept small at initialisation through `stepsize_offset_init` (its step is
+      exp(l + stepsize_offset) * direction), as the later learned optimizers scale their learned output by
+      exp(0.001 * m) * 0.001.
+
     Initialisation constants (used by `init_meta`) are fields too, so nothing is hidden in code.
     """
 
@@ -104,6 +142,15 @@ class HRNNConfig:
     init_lr_range: tuple[float, float] = (1e-6, 1e-2)
     max_log_lr: float = 33.0
     hold_without_gradient: bool = True
+    # Stability options (2017 behaviour by default; see PRESETS).
+    lr_dynamics: str = "integrate"
+    lr_anchor: float = 1e-3
+    lr_band: float = 2.3
+    lr_leak: float = 1e-3
+    init_lr: str = "random"
+    nominal_term: str = "none"
+    nominal_lr: float = 1e-3
+    nominal_beta2: float = 0.999
     # Initialisation constants (original flag names in brackets).
     gru_scale: float = 0.5  # biasgrucell_scale
     gru_gate_bias_init: float = 2.2  # biasgrucell_gate_bias_init
@@ -128,9 +175,32 @@ class HRNNConfig:
         lo, hi = self.init_lr_range
         if not 0 < lo <= hi:
             raise ValueError(f"init_lr_range must satisfy 0 < min <= max, got {self.init_lr_range}.")
+        for name, allowed in (("lr_dynamics", LR_DYNAMICS), ("init_lr", INIT_LR), ("nominal_term", NOMINAL_TERMS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}.")
+        if not (self.lr_anchor > 0 and self.lr_band > 0 and 0 <= self.lr_leak < 1 and self.nominal_lr >= 0
+                and 0 < self.nominal_beta2 < 1):
+            raise ValueError("need lr_anchor > 0, lr_band > 0, 0 <= lr_leak < 1, nominal_lr >= 0 and "
+                             f"0 < nominal_beta2 < 1; got {self.lr_anchor}, {self.lr_band}, {self.lr_leak}, "
+                             f"{self.nominal_lr}, {self.nominal_beta2}.")
+        if self.uses_anchor and not self.dynamic_output_scale:
+            raise ValueError("lr_dynamics other than 'integrate' and init_lr='fixed' need a stored log learning "
+                             "rate: set dynamic_output_scale=True.")
         needs_lr = [n for n in ("use_relative_lr", "use_extreme_indicator", "use_lr_shortcut") if getattr(self, n)]
         if needs_lr and not self.dynamic_output_scale:
             raise ValueError(f"{needs_lr} need a stored log learning rate: set dynamic_output_scale=True.")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "HRNNConfig":
+        """A named configuration (`PRESETS`): "2017" (the defaults) or "stable"; `overrides` replace fields."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; presets: {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @property
+    def uses_anchor(self) -> bool:
+        """Whether the anchor learning rate (and its learned offset `lr/anchor_offset`) is used."""
+        return self.lr_dynamics != "integrate" or self.init_lr == "fixed"
 
     @property
     def num_features(self) -> int:
@@ -150,7 +220,8 @@ class HRNNConfig:
         """Floats of optimizer state per scalar parameter (21 with the defaults, 22 with attention).
 
         GRU state (level_sizes[0]) + accumulators (K) + mean squares (K) + scale decay + input decay
-        + log learning rate (if dynamic_output_scale) + true parameter (if use_attention).
+        + log learning rate (if dynamic_output_scale) + true parameter (if use_attention) + the nominal
+        term's second moment (if nominal_term == "adam").
         """
         return (
             self.level_sizes[0]
@@ -158,6 +229,7 @@ class HRNNConfig:
             + 2
             + int(self.dynamic_output_scale)
             + int(self.use_attention)
+            + int(self.nominal_term == "adam")
         )
 
     @property
@@ -181,3 +253,20 @@ class HRNNConfig:
     @classmethod
     def from_json(cls, s: str) -> "HRNNConfig":
         return cls.from_dict(json.loads(s))
+
+
+LR_DYNAMICS = ("integrate", "leaky", "readout")
+INIT_LR = ("random", "fixed")
+NOMINAL_TERMS = ("none", "adam", "scaled_momentum")
+
+# Named configurations. "2017": Wichrowska et al. (2017) as in the original `metarun.py` (the field defaults).
+# "stable": bounded learning-rate dynamics, a nominal Adam(1e-3) term, a fixed initial learning rate, the
+# absolute-learning-rate inputs on, and the learned step started 100x below the nominal one
+# (docs/stable_design.md). Weights files store their full config, so a preset only names a starting point.
+PRESETS = {
+    "2017": {},
+    "stable": {
+        "lr_dynamics": "readout", "init_lr": "fixed", "nominal_term": "adam", "use_lr_shortcut": True,
+        "use_extreme_indicator": True, "stepsize_offset_init": -4.6,
+    },
+}

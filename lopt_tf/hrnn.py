@@ -14,6 +14,7 @@ State layout (P parameters in T tensors, K gradient scales, n0/n1/n2 hidden size
     h0 [P, n0]      per-parameter GRU state          accum [P, K]   momenta at K timescales
     ms [P, K]       mean squares of the momenta      scl_decay, inp_decay [P]  decays for the next step
     log_lr [P]      per-parameter log learning rate  true_param [P] true parameters (attention only)
+    nominal_ms [P]  second moment of the nominal Adam term, nominal_count [T] its steps (nominal_term "adam")
     h1 [T, n1]      per-tensor GRU states            h2 [n2]        global GRU state
     skipped []      int32, tensor updates skipped because of non-finite gradients
 """
@@ -31,8 +32,10 @@ from lopt_tf.layout import Layout, Segments
 _TINY = 1e-16  # inside sqrt/log of mean squares (original: 1e-16)
 _MS_EPS = 1e-12  # added to the squared momentum (original: 1e-12)
 
-PER_PARAMETER_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay", "log_lr", "true_param")
+PER_PARAMETER_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay", "log_lr", "true_param", "nominal_ms")
 STORED_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay")  # stored in `init_state(..., state_dtype)`
+_ADAM_EPS = 1e-7  # of the nominal Adam term, as Keras Adam's default epsilon
+_ATANH_LIMIT = 1.0 - 1e-6  # |(l - anchor) / lr_band| is clipped to this before atanh ("leaky")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -73,7 +76,13 @@ def meta_shapes(config: HRNNConfig) -> dict[str, tuple[int, ...]]:
                        "readout/inp_decay_kernel": (n[0],), "readout/inp_decay_bias": ()})
     shapes.update({"readout/lr_kernel": (n[0],), "readout/lr_bias": ()})
     if config.dynamic_output_scale:
-        shapes.update({"lr_momentum_logit": (), "stepsize_offset": ()})
+        if config.lr_dynamics != "readout":
+            shapes["lr_momentum_logit"] = ()
+        shapes["stepsize_offset"] = ()
+    if config.uses_anchor:  # learned offset of the anchor LR: [tensors of rank < 2, rank >= 2]
+        shapes["lr/anchor_offset"] = (2,)
+    if config.nominal_term != "none":
+        shapes["nominal/log_scale"] = ()
     return shapes
 
 
@@ -114,6 +123,8 @@ def init_meta_numpy(config: HRNNConfig, seed: int = 0) -> dict[str, np.ndarray]:
             v = np.full(shape, c.lr_momentum_logit_init)
         elif name == "stepsize_offset":
             v = np.full(shape, c.stepsize_offset_init)
+        elif name in ("lr/anchor_offset", "nominal/log_scale"):
+            v = np.zeros(shape)  # the anchor and the nominal step start at their configured values
         else:  # readout kernels from the level-0 state
             v = rng.normal(0.0, c.readout_scale / math.sqrt(c.level_sizes[0]), shape)
         meta[name] = np.asarray(v, np.float32)
@@ -140,6 +151,8 @@ def state_shapes(config: HRNNConfig, layout: Layout) -> dict[str, tuple[int, ...
         shapes["log_lr"] = (p,)
     if config.use_attention:
         shapes["true_param"] = (p,)
+    if config.nominal_term == "adam":
+        shapes.update({"nominal_ms": (p,), "nominal_count": (t,)})
     if len(n) >= 2:
         shapes["h1"] = (t, n[1])
     if len(n) == 3:
@@ -162,7 +175,8 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
     zero (so the first step's momenta equal the gradient), as in the original `optimizer/hierarchical_rnn.py`.
     The log learning rates are the original's per-element plus per-tensor uniform draws over `init_lr_range`,
     from independent stateless streams (seed, salt 1 and 2;
-    docs/differences_from_original.md#initial-learning-rates).
+    docs/differences_from_original.md#initial-learning-rates), or, with `init_lr="fixed"`, the anchor (the same
+    for every parameter of a tensor, and for every tensor while the learned offsets are equal).
     """
     layout = Layout.of(params)
     seg = Segments(layout)
@@ -176,7 +190,9 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
     }
     if config.dynamic_output_scale:
         lo, hi = config.log_lr_bounds
-        if lo == hi:
+        if config.init_lr == "fixed":
+            log_lr = _anchor(meta, config, layout, seg, tf.float32) + zeros
+        elif lo == hi:
             log_lr = tf.fill([p], lo)
         else:
             per_elem = tf.random.stateless_uniform([p], [seed, 1], lo / 2, hi / 2, alg="philox")
@@ -185,6 +201,8 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
         state["log_lr"] = tf.clip_by_value(log_lr, -config.max_log_lr, config.max_log_lr)
     if config.use_attention:
         state["true_param"] = flat
+    if config.nominal_term == "adam":
+        state.update(nominal_ms=zeros, nominal_count=tf.zeros([layout.num_tensors]))
     if len(n) >= 2:
         state["h1"] = tf.broadcast_to(tf.cast(meta["init/h1"], tf.float32)[None], [layout.num_tensors, n[1]])
     if len(n) == 3:
@@ -342,6 +360,53 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     return out, sums
 
 
+def _anchor(meta, config: HRNNConfig, layout: Layout, seg: Segments, dtype):
+    """[P] (or [1] for one tensor) anchor log learning rate: log(lr_anchor) plus the learned offset of the
+    tensor's rank class (rank < 2: biases, scales; rank >= 2: weight matrices and kernels)."""
+    offsets = tf.cast(meta["lr/anchor_offset"], dtype)
+    rank2 = tf.constant([float(len(s) >= 2) for s in layout.shapes], dtype)  # static rank class per tensor
+    per_tensor = offsets[0] * (1.0 - rank2) + offsets[1] * rank2  # not tf.gather: a dense meta-gradient
+    return math.log(config.lr_anchor) + tf.reshape(seg.broadcast(per_tensor[:, None]), [-1])
+
+
+def _log_lr_dynamics(meta, config: HRNNConfig, log_lr, lr_out, anchor):
+    """(log LR of this step's update, stored log LR) from the stored log LR and the readout `lr_out`.
+
+    "integrate": the original's clipped integrator with LR momentum (`optimizer/hierarchical_rnn.py`);
+    "leaky": the same on the deviation from the anchor in atanh coordinates, with a leak, soft-clamped to the
+    band; "readout": a bounded readout, no integration (config docstring).
+    """
+    band = config.lr_band
+    if config.lr_dynamics == "readout":
+        log_lr = anchor + band * tf.tanh(lr_out / band)
+        return log_lr, log_lr
+    keep = tf.sigmoid(meta["lr_momentum_logit"])
+    if config.lr_dynamics == "integrate":
+        clipped = _straight_through_clip(log_lr + lr_out, config.max_log_lr)
+        return clipped, keep * log_lr + (1.0 - keep) * clipped
+    z = band * tf.math.atanh(tf.clip_by_value((log_lr - anchor) / band, -_ATANH_LIMIT, _ATANH_LIMIT))
+    step_log_lr = anchor + band * tf.tanh((z + lr_out) / band)
+    return step_log_lr, anchor + band * tf.tanh(((1.0 - config.lr_leak) * z + (1.0 - keep) * lr_out) / band)
+
+
+def _nominal_direction(config: HRNNConfig, state, g, accum, ms, tensor_ok, seg: Segments):
+    """The nominal term's direction [P] and its new state (nominal_term "adam" or "scaled_momentum").
+
+    "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale momentum `accum[:, 0]`
+    (equal to the gradient on the first step, as a bias-corrected m) and v_hat the bias-corrected EMA of g^2,
+    kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) * (g^2 - v_hat_{t-1}), t counted
+    per tensor over the steps it was updated. "scaled_momentum": accum[:, 0] / sqrt(ms[:, 0]).
+    """
+    if config.nominal_term == "scaled_momentum":
+        return accum[:, 0] * tf.math.rsqrt(ms[:, 0] + _TINY), {}
+    beta2 = config.nominal_beta2
+    count = state["nominal_count"] + tf.cast(tensor_ok, g.dtype)  # [T]
+    rate_t = (1.0 - beta2) / (1.0 - tf.pow(tf.constant(beta2, g.dtype), tf.maximum(count, 1.0)))
+    rate = tf.reshape(seg.broadcast(rate_t[:, None]), [-1])
+    v = state["nominal_ms"] + rate * (tf.square(g) - state["nominal_ms"])
+    return accum[:, 0] / (tf.sqrt(v) + _ADAM_EPS), {"nominal_ms": v, "nominal_count": count}
+
+
 def _chunked(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
     """Run `fn(per_param_slice, ids_slice, num_segments)` over consecutive chunks of `chunk_size` parameters.
 
@@ -419,7 +484,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr)) if config.use_problem_lr_mean
                      else seg.mean(log_lr[:, None])[:, 0])
 
-    old = {k: tf.cast(state[k], dtype) for k in PER_PARAMETER_KEYS if k in state and k != "true_param"}
+    old = {k: tf.cast(state[k], dtype) for k in PER_PARAMETER_KEYS
+           if k in state and k not in ("true_param", "nominal_ms")}
     old.update(g=g, ok=ok)
 
     def per_parameter(old_slice, ids, segments):
@@ -456,13 +522,17 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     d = out["direction"]
     if config.dynamic_output_scale:
         d = unit_rms("direction")
-        clipped = _straight_through_clip(log_lr + out["lr_out"], config.max_log_lr)
-        keep = tf.sigmoid(meta["lr_momentum_logit"])
-        new_state["log_lr"] = keep * log_lr + (1.0 - keep) * clipped
-        step_size = lr_mult * tf.exp(clipped + meta["stepsize_offset"])
-        look_size = lr_mult * tf.exp(clipped)
+        anchor = _anchor(meta, config, layout, seg, dtype) if config.uses_anchor else None
+        step_log_lr, new_state["log_lr"] = _log_lr_dynamics(meta, config, log_lr, out["lr_out"], anchor)
+        step_size = lr_mult * tf.exp(step_log_lr + meta["stepsize_offset"])
+        look_size = lr_mult * tf.exp(step_log_lr)
     else:
         step_size = look_size = lr_mult * 2.0 * tf.sigmoid(out["lr_out"])
+    nominal_step = None  # the nominal Adam-like step (config.nominal_term), added to the learned one
+    if config.nominal_term != "none":
+        nominal, nominal_state = _nominal_direction(config, state, g, out["accum"], out["ms"], tensor_ok, seg)
+        new_state.update(nominal_state)
+        nominal_step = lr_mult * config.nominal_lr * tf.exp(meta["nominal/log_scale"]) * nominal
 
     if config.use_attention:
         phi = state["true_param"]
@@ -471,10 +541,14 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         new_theta = phi - look_size * d_att
     else:
         new_theta = theta - step_size * d
+    if nominal_step is not None:
+        new_theta -= nominal_step
+        if config.use_attention:
+            new_state["true_param"] -= nominal_step
 
     # Leave tensors without a usable gradient untouched (the per-parameter state is already masked;
     # docs/differences_from_original.md#non-finite-gradients).
-    for key in ("log_lr", "true_param"):
+    for key in ("log_lr", "true_param", "nominal_ms"):
         if key in new_state:
             new_state[key] = tf.where(ok, new_state[key], state[key])
     moves = tf.logical_and(ok, out["moves"]) if config.hold_without_gradient else ok
