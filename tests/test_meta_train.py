@@ -52,6 +52,19 @@ def test_resume_gives_the_same_meta_parameters_as_an_uninterrupted_run(tmp_path)
         np.testing.assert_array_equal(v.numpy(), resumed.meta_vars[k].numpy(), err_msg=k)
 
 
+def test_resume_without_the_task_file_keeps_the_meta_state_and_starts_new_tasks(tmp_path):
+    config = dataclasses.replace(SMALL, meta_steps=5, jit_compile=False)
+    first = MetaTrainer(config, str(tmp_path), verbose=0)
+    first.run()
+    os.remove(tmp_path / "checkpoints" / "tasks-5.npz")
+    resumed = MetaTrainer(dataclasses.replace(config, meta_steps=6), str(tmp_path), verbose=0)
+    with pytest.warns(UserWarning, match="tasks-5.npz is missing"):
+        assert resumed.restore()
+    for k, v in first.meta_vars.items():
+        np.testing.assert_array_equal(v.numpy(), resumed.meta_vars[k].numpy(), err_msg=k)
+    assert int(resumed.step.numpy()) == 5 and resumed.run(resume=True)["step"] == 6
+
+
 def test_sigterm_checkpoints_and_resume_continues(tmp_path):
     out = str(tmp_path / "run")
     args = [sys.executable, "-m", "train.meta_train", f"--output_dir={out}", "--problem_set=quadratic",

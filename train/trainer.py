@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import warnings
 import signal
 import time
 
@@ -332,7 +333,12 @@ class MetaTrainer:
         tf.train.Checkpoint(meta=self.meta_vars, meta_optimizer=self.meta_opt, step=self.step).read(
             latest).assert_existing_objects_matched()
         self.checkpoint.read(latest).expect_partial()
-        self._restore_tasks(self._task_file(int(latest.rsplit("-", 1)[1])))
+        tasks = self._task_file(int(latest.rsplit("-", 1)[1]))
+        if os.path.exists(tasks):
+            self._restore_tasks(tasks)
+        else:  # a checkpoint kept without its (large) task file: meta-state resumes exactly, tasks start anew
+            warnings.warn(f"{tasks} is missing: the meta-parameters and meta-optimizer resume from {latest}, "
+                          "the task streams start new tasks (not bit-exact with an uninterrupted run).")
         return True
 
     def export_weights(self, path: str) -> None:
