@@ -1,7 +1,7 @@
 """Untrained stability check: a config's fresh initialisation (or a weights file) against Adam(1e-3) on the
 evaluation's MNIST networks, full-training-set loss every EVERY steps (the evaluation's `run_keras` protocol).
 
-    python meta_runs/stable_design/mnist_check.py ARCH ACT STEPS EVERY SEED VARIANT [VARIANT ...]
+    python benchmarks/stable_mnist_check.py ARCH ACT STEPS EVERY SEED VARIANT [VARIANT ...]
 
 VARIANT: "adam", a weights name or path ("w:NAME"), or a preset with overrides ("stable",
 "stable:stepsize_offset_init=-2.3,nominal_term=scaled_momentum"). One JSON line per run on stdout.

@@ -1,7 +1,7 @@
 """Experiment 3's quick ResNet50V2 check (64x64, 10 classes, tfds mock data, 20 steps, loss every 10) for one
 weight set: the loss must stay below 10x the first one (`keras_models.trains_stably`).
 
-    python meta_runs/stable_design/resnet_check.py WEIGHTS [STEPS EVERY]
+    python benchmarks/stable_resnet_check.py WEIGHTS [STEPS EVERY]
 """
 import json
 import sys
