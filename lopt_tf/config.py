@@ -117,6 +117,11 @@ class HRNNConfig:
           under pure gradient noise its steps are about 4x Adam's, as ms_1 tracks the momentum's variance,
           not the gradient's).
       nominal_lr, nominal_beta2: the nominal step size and second-moment decay.
+      learned_scale: the RMS of the learned direction over each tensor. "unit" (2017: dynamic output scaling,
+        the direction has unit RMS, so its step does not shrink as the gradients vanish); "nominal_rms": the
+        RMS of the nominal term's direction over the same tensor, so the learned step shrinks with Adam's as the
+        momentum falls below the gradient noise (the learned output normalised by the second moment, as
+        `normalize_blackbox` in learned_optimization's `adafac_nominal.py`). Needs a nominal term.
       The learned part is kept small at initialisation through `stepsize_offset_init` (its step is
       exp(l + stepsize_offset) * direction), as the later learned optimizers scale their learned output by
       exp(0.001 * m) * 0.001.
@@ -151,6 +156,7 @@ class HRNNConfig:
     nominal_term: str = "none"
     nominal_lr: float = 1e-3
     nominal_beta2: float = 0.999
+    learned_scale: str = "unit"
     # Initialisation constants (original flag names in brackets).
     gru_scale: float = 0.5  # biasgrucell_scale
     gru_gate_bias_init: float = 2.2  # biasgrucell_gate_bias_init
@@ -183,6 +189,10 @@ class HRNNConfig:
             raise ValueError("need lr_anchor > 0, lr_band > 0, 0 <= lr_leak < 1, nominal_lr >= 0 and "
                              f"0 < nominal_beta2 < 1; got {self.lr_anchor}, {self.lr_band}, {self.lr_leak}, "
                              f"{self.nominal_lr}, {self.nominal_beta2}.")
+        if self.learned_scale not in ("unit", "nominal_rms"):
+            raise ValueError(f"learned_scale must be 'unit' or 'nominal_rms', got {self.learned_scale!r}.")
+        if self.learned_scale == "nominal_rms" and (self.nominal_term == "none" or not self.dynamic_output_scale):
+            raise ValueError("learned_scale='nominal_rms' needs a nominal_term and dynamic_output_scale=True.")
         if self.uses_anchor and not self.dynamic_output_scale:
             raise ValueError("lr_dynamics other than 'integrate' and init_lr='fixed' need a stored log learning "
                              "rate: set dynamic_output_scale=True.")

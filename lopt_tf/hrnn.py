@@ -533,6 +533,9 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         nominal, nominal_state = _nominal_direction(config, state, g, out["accum"], out["ms"], tensor_ok, seg)
         new_state.update(nominal_state)
         nominal_step = lr_mult * config.nominal_lr * tf.exp(meta["nominal/log_scale"]) * nominal
+        if config.learned_scale == "nominal_rms":  # the learned direction takes the nominal one's RMS per tensor
+            rms = tf.sqrt(seg.mean(tf.square(nominal)[:, None]) + _TINY)  # [T, 1]
+            d = d * tf.reshape(seg.broadcast(rms), [-1])
 
     if config.use_attention:
         phi = state["true_param"]

@@ -335,3 +335,36 @@ def test_stable_weights_export_and_keras_round_trip(tmp_path):
     opt = lopt_tf.LearnedOptimizer(weights=STABLE_WEIGHTS, seed=2)
     again = lopt_tf.LearnedOptimizer.from_config(opt.get_config())
     assert again.hrnn_config == STABLE and again.get_config() == opt.get_config()
+
+
+# --- learned_scale ----------------------------------------------------------------------------------------------
+def _noise_steps(config, steps=200, seed=0):
+    """Pure gradient noise on one tensor: the learned part of the step, its RMS per step."""
+    meta = dict(hrnn.init_meta(config, seed=0))
+    meta["nominal/log_scale"] = tf.constant(-30.0)  # nominal step ~0: what moves is the learned part
+    params = [tf.zeros([64])]
+    state = hrnn.init_state(meta, config, params, seed=0)
+    rng = np.random.default_rng(seed)
+    sizes = []
+    for _ in range(steps):
+        grads = [tf.constant(rng.normal(size=64).astype(np.float32))]
+        new, state = hrnn.step(meta, config, params, grads, state)
+        sizes.append(float(tf.sqrt(tf.reduce_mean(tf.square(new[0] - params[0])))))
+        params = new
+    return np.array(sizes)
+
+
+def test_learned_scale_nominal_rms_shrinks_the_learned_step_under_gradient_noise():
+    unit = _noise_steps(STABLE)
+    scaled = _noise_steps(dataclasses.replace(STABLE, learned_scale="nominal_rms"))
+    np.testing.assert_allclose(scaled[0], unit[0], rtol=1e-4)  # first step: the nominal direction has RMS 1
+    # Under pure noise Adam's direction m / sqrt(v) falls to about sqrt((1 - b1) / (1 + b1)) ~ 0.23 (b1 ~ 0.9).
+    assert np.median(scaled[100:] / unit[100:]) < 0.5
+
+
+def test_learned_scale_needs_a_nominal_term():
+    with pytest.raises(ValueError, match="learned_scale"):
+        dataclasses.replace(STABLE, learned_scale="nominal_rms", nominal_term="none")
+    with pytest.raises(ValueError, match="learned_scale"):
+        dataclasses.replace(STABLE, learned_scale="rms")
+    assert STABLE.learned_scale == "unit" and DEFAULT.learned_scale == "unit"
