@@ -277,6 +277,6 @@ PRESETS = {
     "2017": {},
     "stable": {
         "lr_dynamics": "readout", "init_lr": "fixed", "nominal_term": "adam", "use_lr_shortcut": True,
-        "use_extreme_indicator": True, "stepsize_offset_init": -4.6,
+        "use_extreme_indicator": True, "stepsize_offset_init": -4.6, "learned_scale": "nominal_rms",
     },
 }

@@ -355,8 +355,8 @@ def _noise_steps(config, steps=200, seed=0):
 
 
 def test_learned_scale_nominal_rms_shrinks_the_learned_step_under_gradient_noise():
-    unit = _noise_steps(STABLE)
-    scaled = _noise_steps(dataclasses.replace(STABLE, learned_scale="nominal_rms"))
+    unit = _noise_steps(dataclasses.replace(STABLE, learned_scale="unit"))
+    scaled = _noise_steps(STABLE)
     np.testing.assert_allclose(scaled[0], unit[0], rtol=1e-4)  # first step: the nominal direction has RMS 1
     # Under pure noise Adam's direction m / sqrt(v) falls to about sqrt((1 - b1) / (1 + b1)) ~ 0.23 (b1 ~ 0.9).
     assert np.median(scaled[100:] / unit[100:]) < 0.5
@@ -367,4 +367,4 @@ def test_learned_scale_needs_a_nominal_term():
         dataclasses.replace(STABLE, learned_scale="nominal_rms", nominal_term="none")
     with pytest.raises(ValueError, match="learned_scale"):
         dataclasses.replace(STABLE, learned_scale="rms")
-    assert STABLE.learned_scale == "unit" and DEFAULT.learned_scale == "unit"
+    assert STABLE.learned_scale == "nominal_rms" and DEFAULT.learned_scale == "unit"
