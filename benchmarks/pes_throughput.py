@@ -7,6 +7,9 @@ steps / s, every particle advancing one step). Same problems as `meta_train_thro
 XLA.
 
     python benchmarks/pes_throughput.py [--length 100] [--pairs 8] [--repeats 3]
+
+`--task_losses N` instead times PES on the first N problems of `--problem_set` (default `user_like`) with the
+"stable" preset, scoring each step by the full-batch objective and by the mini-batch loss (`--pes_task_loss`).
 """
 
 import argparse
@@ -46,17 +49,18 @@ def tbptt_rate(problem, length, repeats):
     return median_rate(lambda: float(fn(params, state, f0, 0, length, 1)[0]), length, repeats)
 
 
-def pes_rate(problem, length, pairs, repeats):
+def pes_rate(problem, length, pairs, repeats, config=None, task_loss="objective"):
     import numpy as np
     import tensorflow as tf
 
     from lopt_tf import HRNNConfig, hrnn
     from train.pes import FlatMeta, make_pes_unroll
 
-    config = HRNNConfig()
+    config = config or HRNNConfig()
     meta = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
     flat = FlatMeta.of(meta, sorted(meta))
-    fn = make_pes_unroll(problem, config, meta, flat, pairs, max_length=length, jit_compile=True)
+    fn = make_pes_unroll(problem, config, meta, flat, pairs, max_length=length, jit_compile=True,
+                         task_loss=task_loss)
     eps = tf.constant(np.random.default_rng(0).normal(0, 0.01, (pairs, flat.size)).astype(np.float32))
     params = problem.init_params(0)
     states = fn.init_states(eps, params, 0)
@@ -65,12 +69,34 @@ def pes_rate(problem, length, pairs, repeats):
     return median_rate(lambda: float(fn(eps, stacked, states, f0, 0, length, 1)[0][0]), length, repeats)
 
 
+def task_loss_table(problem_set, count, length, pairs, repeats):
+    import problems
+    from lopt_tf import HRNNConfig
+
+    config = HRNNConfig.preset("stable")
+    sampler = problems.ProblemSampler.named(problem_set)
+    print(f"cpu cores: {os.cpu_count()}; XLA; unroll length {length}; PES {pairs} pairs; problem set "
+          f"{problem_set}, seeds 0..{count - 1}; HRNN preset 'stable'")
+    print("| problem | params | objective particle steps/s | minibatch particle steps/s | ratio |")
+    print("|---|---|---|---|---|")
+    for seed in range(count):
+        problem = sampler.sample(seed)
+        rates = [pes_rate(problem, length, pairs, repeats, config, loss) * 2 * pairs
+                 for loss in ("objective", "minibatch")]
+        print(f"| {problem.name} | {problem.num_params:,} | {rates[0]:,.0f} | {rates[1]:,.0f} "
+              f"| {rates[1] / rates[0]:.1f}x |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--task_losses", type=int, default=0)
+    parser.add_argument("--problem_set", default="user_like")
     args = parser.parse_args()
+    if args.task_losses:
+        return task_loss_table(args.problem_set, args.task_losses, args.length, args.pairs, args.repeats)
     print(f"cpu cores: {os.cpu_count()}; XLA; unroll length {args.length}; PES {args.pairs} pairs "
           f"({2 * args.pairs} particles)")
     print("| problem | params | TBPTT 2nd-order steps/s | PES task steps/s | PES particle steps/s "

@@ -197,3 +197,31 @@ def test_two_pes_workers_give_the_same_update_as_one_worker_with_all_streams(tmp
         np.testing.assert_array_equal(worker1[k].numpy(), v.numpy(), err_msg=k)
     initial = lopt_tf.load_weights("init")[0]
     assert not np.array_equal(initial["l0/gate_kernel"], chief["l0/gate_kernel"])
+
+
+def test_minibatch_task_loss_scores_the_parameters_before_each_step():
+    """With `task_loss="minibatch"` ℓ_t is the loss the gradient comes with, at the parameters before step t: on a
+    noise-free problem (mini-batch loss = objective) the truncation's terms are the objective mode's shifted by
+    one step."""
+    quadratic = problems.Quadratic.random(5, seed=3)
+    config = lopt_tf.HRNNConfig()
+    meta_vars = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
+    flat = FlatMeta.of(meta_vars, trainable_keys(meta_vars, ""))
+    eps = tf.constant(perturbations(0, 0, 0, 2, flat.size, 0.01))
+    params = quadratic.init_params(1)
+    f_init = quadratic.objective(params)
+    outputs = {}
+    for task_loss in ("objective", "minibatch"):
+        fn = make_pes_unroll(quadratic, config, meta_vars, flat, 2, 6, "clipped_ratio", 10.0, task_loss=task_loss)
+        state = fn.init_states(eps, params, 2)
+        outputs[task_loss] = fn(eps, [tf.tile(p[None], [4, 1]) for p in params], state, f_init, 0, 6, 5)
+    _, sums, _, f_last, params_objective, _ = outputs["objective"]
+    _, sums_mb, finite_mb, _, params_mb, _ = outputs["minibatch"]
+    assert finite_mb.numpy().all()
+    np.testing.assert_array_equal(params_mb[0].numpy(), params_objective[0].numpy())  # same trajectories
+    first = 1.0  # f_0 / f_init
+    expected = sums.numpy() + first - np.minimum(f_last.numpy() / float(f_init), 10.0)
+    np.testing.assert_allclose(sums_mb.numpy(), expected, rtol=1e-5)
+    assert not np.allclose(sums_mb.numpy(), sums.numpy(), rtol=1e-3)  # the shift is visible
+    with pytest.raises(ValueError, match="task_loss"):
+        make_pes_unroll(quadratic, config, meta_vars, flat, 2, 6, task_loss="batch")

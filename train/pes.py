@@ -51,6 +51,7 @@ from train.unroll import objective_term
 
 _HORIZON_SALT = 19
 _PERTURBATION_SALT = 23
+TASK_LOSSES = ("objective", "minibatch")
 
 
 def trainable_keys(keys, groups: str) -> tuple[str, ...]:
@@ -124,19 +125,29 @@ def pair_gradients(delta_sums, accum, std: float, truncation: int) -> np.ndarray
 
 
 def make_pes_unroll(problem, config: HRNNConfig, meta_vars: dict, flat: FlatMeta, num_pairs: int, max_length: int,
-                    meta_objective: str = "log_ratio", loss_clip: float = 10.0, jit_compile: bool = False):
+                    meta_objective: str = "log_ratio", loss_clip: float = 10.0, jit_compile: bool = False,
+                    task_loss: str = "objective"):
     """Build `unroll(eps, params, state, f_init, start_step, length, seed)` for the 2N particles of a stream.
 
     Particles 0..N-1 run θ + eps, particles N..2N-1 run θ − eps (θ: the current `meta_vars`, perturbed in the
     `flat` names only). `params` and `state` hold every particle's, stacked on a leading axis of 2N. Returns
     `(delta, sums, finite, f_last, params, state)`: per pair the float64 sum over the `length` steps of
     ℓ⁺ − ℓ⁻ [N]; per particle the float64 sum of ℓ [2N], whether every loss and parameter stayed finite [2N],
-    the last full-batch loss [2N], and the new parameters and states. Every particle sees the problem's gradient
+    the last loss ℓ was computed from [2N], and the new parameters and states. Every particle sees the problem's gradient
     at the same (seed, step): the same mini-batches and noise.
+
+    `task_loss` is the loss in ℓ: "objective", the problem's full-batch objective after each step, or
+    "minibatch", the mini-batch loss the gradient comes with, at the parameters before each step (free: no
+    extra forward pass; the step-t term then measures the parameters after t − 1 updates, so a truncation's
+    last update is scored in the next one, whose accumulators carry its perturbation). Both give unbiased
+    estimates of their meta-objective; "minibatch" is the training loss that learned_optimization's PES
+    tasks use, and is much cheaper where the objective's evaluation set is large.
 
     `unroll.init_states(eps, params, seed)` gives the particles' initial optimizer states for unstacked initial
     `params`, each from its own perturbed meta-parameters (`hrnn.init_state` with `seed`).
     """
+    if task_loss not in TASK_LOSSES:
+        raise ValueError(f"task_loss must be one of {TASK_LOSSES}, got {task_loss!r}.")
     n = 2 * num_pairs
     frozen_keys = [k for k in sorted(meta_vars) if k not in flat.keys]
     layout = Layout(tuple(tuple(s) for s in problem.param_shapes))
@@ -161,8 +172,10 @@ def make_pes_unroll(problem, config: HRNNConfig, meta_vars: dict, flat: FlatMeta
         def body(t, delta, sums, finite, f_last, params, state):
             def particle(args):
                 meta, p, s = args
-                _, grads = problem.gradient(p, start_step + t, seed)
+                loss, grads = problem.gradient(p, start_step + t, seed)
                 p, s = hrnn.step({**frozen, **meta}, config, p, grads, s)
+                if task_loss == "minibatch":
+                    return p, s, tf.cast(loss, tf.float32)
                 return p, s, problem.objective(hrnn.true_params(config, p, s))
 
             params, state, f = tf.vectorized_map(particle, (perturbed, params, state))
@@ -247,7 +260,8 @@ class PESStreams:
             self._fns = {k: v for k, v in self._fns.items() if k in live}  # drop finished problems' traces
             c = self.config
             fn = make_pes_unroll(task.problem, self.hrnn_config, self.meta_vars, self.flat, c.pes_pairs,
-                                 c.pes_truncation, c.meta_objective, c.objective_clip, c.jit_compile)
+                                 c.pes_truncation, c.meta_objective, c.objective_clip, c.jit_compile,
+                                 c.pes_task_loss)
             self._fns[key] = (task.problem, fn)  # the problem stays alive while its id is a key
         return self._fns[key][1]
 

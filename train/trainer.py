@@ -39,7 +39,7 @@ from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.weights import load_weights, save_weights
 from train.meta_optimizers import DEFAULT_EPSILON, MetaOptimizer, all_finite
-from train.pes import FlatMeta, PESStreams, trainable_keys
+from train.pes import TASK_LOSSES, FlatMeta, PESStreams, trainable_keys
 from train.unroll import OBJECTIVES, make_unroll
 
 
@@ -83,6 +83,7 @@ class MetaTrainConfig:
     pes_min_horizon: int = 100
     pes_max_horizon: int = 10000
     pes_initial_offset: int = 10000
+    pes_task_loss: str = "objective"
 
     @property
     def objective_clip(self) -> float:
@@ -157,8 +158,12 @@ HELP = {
     "pes_max_horizon": "PES: largest task horizon.",
     "pes_initial_offset": "PES: each stream's first task starts at an inner step uniform below min(this, its "
                           "horizon), so that streams restart out of phase (0: all start at step 0).",
+    "pes_task_loss": "PES: the loss in the meta-objective's terms: 'objective' (the problem's full-batch "
+                     "objective after every step) or 'minibatch' (the mini-batch loss of every step's gradient, "
+                     "no extra forward pass).",
 }
-CHOICES = {"meta_optimizer": tuple(DEFAULT_EPSILON), "estimator": ("tbptt", "pes"), "meta_objective": OBJECTIVES}
+CHOICES = {"meta_optimizer": tuple(DEFAULT_EPSILON), "estimator": ("tbptt", "pes"), "meta_objective": OBJECTIVES,
+           "pes_task_loss": TASK_LOSSES}
 
 
 def clip_by_global_norm(grads: dict, max_norm: float) -> tuple[dict, float]:
