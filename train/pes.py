@@ -37,7 +37,6 @@ estimate, do not depend on how the streams are split over workers.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -47,6 +46,7 @@ import problems
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.layout import Layout
+from train import task_files
 from train.unroll import objective_term
 
 _HORIZON_SALT = 19
@@ -316,34 +316,18 @@ class PESStreams:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def arrays(self) -> dict:
-        arrays = {"next_task": np.array(self.next_task, np.int64)}
-        for s, task in enumerate(self.streams):
-            if task is None:
-                continue
-            arrays[f"s{s}/meta"] = np.array(json.dumps(
-                {"index": task.index, "seed": task.seed, "horizon": task.horizon, "step": task.step,
-                 "f_init": task.f_init, "ended": task.ended, "started": task.state is not None,
-                 "family": task.problem.family}))
-            for i, p in enumerate(task.params):
-                arrays[f"s{s}/param{i}"] = np.asarray(p)
-            if task.state is not None:
-                for k, v in task.state.items():
-                    arrays[f"s{s}/state/{k}"] = np.asarray(v)
-                arrays[f"s{s}/accum"] = task.accum
-        return arrays
+        def describe(task):
+            meta = {"index": task.index, "seed": task.seed, "horizon": task.horizon, "step": task.step,
+                    "f_init": task.f_init, "ended": task.ended}
+            return meta, ({} if task.state is None else {"accum": task.accum})
+
+        return task_files.stream_arrays(self.next_task, self.streams, describe)
 
     def restore(self, z) -> None:
-        self.next_task = [int(v) for v in z["next_task"]]
-        for s in range(len(self.streams)):
-            if f"s{s}/meta" not in z.files:
-                continue
-            info = json.loads(str(z[f"s{s}/meta"]))
-            problem = self.sampler.sample(info["seed"])
-            task = PESTask(info["index"], info["seed"], problem, info["horizon"], info["step"], info["f_init"],
-                           info["ended"])
-            task.params = [tf.constant(z[f"s{s}/param{i}"]) for i in range(len(problem.param_shapes))]
-            if info["started"]:
-                task.state = {k[len(f"s{s}/state/"):]: tf.constant(z[k]) for k in z.files
-                              if k.startswith(f"s{s}/state/")}
+        self.next_task, streams = task_files.read_streams(z, len(self.streams))
+        for s, info, params, state in streams:
+            task = PESTask(info["index"], info["seed"], self.sampler.sample(info["seed"]), info["horizon"],
+                           info["step"], info["f_init"], info["ended"], params, state)
+            if state is not None:
                 task.accum = np.array(z[f"s{s}/accum"])
             self.streams[s] = task

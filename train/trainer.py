@@ -38,6 +38,7 @@ import problems
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
 from lopt_tf.weights import load_weights, save_weights
+from train import task_files
 from train.meta_optimizers import DEFAULT_EPSILON, MetaOptimizer, all_finite
 from train.pes import TASK_LOSSES, FlatMeta, PESStreams, trainable_keys
 from train.unroll import OBJECTIVES, make_unroll
@@ -180,7 +181,7 @@ def task_seed(run_seed: int, worker: int, stream: int, index: int) -> int:
 
 @dataclasses.dataclass
 class Task:
-    """A problem being optimized across partial unrolls; `to_numpy`/`from_numpy` make it checkpointable."""
+    """A problem being optimized across partial unrolls; checkpointed by `MetaTrainer._task_arrays`."""
 
     index: int
     seed: int
@@ -283,35 +284,20 @@ class MetaTrainer:
     def _task_arrays(self) -> dict:
         if self.pes is not None:
             return self.pes.arrays()
-        arrays = {"next_task": np.array(self.next_task, np.int64)}
-        for s, task in enumerate(self.streams):
-            if task is None:
-                continue
-            arrays[f"s{s}/meta"] = np.array(json.dumps(
-                {"index": task.index, "seed": task.seed, "lengths": task.lengths, "unroll": task.unroll,
-                 "step": task.step, "f_init": task.f_init, "family": task.problem.family}))
-            for i, p in enumerate(task.params):
-                arrays[f"s{s}/param{i}"] = np.asarray(p)
-            for k, v in task.state.items():
-                arrays[f"s{s}/state/{k}"] = np.asarray(v)
-        return arrays
+        return task_files.stream_arrays(self.next_task, self.streams, lambda task: (
+            {"index": task.index, "seed": task.seed, "lengths": task.lengths, "unroll": task.unroll,
+             "step": task.step, "f_init": task.f_init}, {}))
 
     def _restore_tasks(self, path: str) -> None:
         with np.load(path, allow_pickle=False) as z:
             if self.pes is not None:
                 self.pes.restore(z)
                 return
-            self.next_task = [int(v) for v in z["next_task"]]
-            for s in range(len(self.streams)):
-                if f"s{s}/meta" not in z.files:
-                    continue
-                info = json.loads(str(z[f"s{s}/meta"]))
-                problem = self.sampler.sample(info["seed"])
-                task = Task(info["index"], info["seed"], problem, info["lengths"], info["unroll"], info["step"],
-                            f_init=info["f_init"])
-                task.params = [tf.constant(z[f"s{s}/param{i}"]) for i in range(len(problem.param_shapes))]
-                task.state = {k[len(f"s{s}/state/"):]: tf.constant(z[k]) for k in z.files
-                              if k.startswith(f"s{s}/state/")}
+            self.next_task, streams = task_files.read_streams(z, len(self.streams))
+            for s, info, params, state in streams:
+                task = Task(info["index"], info["seed"], self.sampler.sample(info["seed"]), info["lengths"],
+                            info["unroll"], info["step"], f_init=info["f_init"])
+                task.params, task.state = params, state
                 self.streams[s] = task
 
     # -- checkpoints ----------------------------------------------------------------------------------------
