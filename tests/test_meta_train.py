@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import lopt_tf
+from tests import workers
 from train.meta_optimizers import MetaOptimizer
 from train.trainer import MetaTrainConfig, MetaTrainer, clip_by_global_norm
 
@@ -106,38 +106,15 @@ def test_non_finite_meta_gradient_inside_training_leaves_meta_parameters(tmp_pat
         np.testing.assert_array_equal(v.numpy(), before[k])
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def test_two_workers_contribute_to_the_same_meta_parameters(tmp_path):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    common = ["--problem_set=quadratic", "--meta_steps=3", "--min_length=10", "--length_scale=0",
-              "--max_length=10", "--unrolls_scale=0", "--min_unrolls=100", "--validate_every=0",
-              "--checkpoint_every=3", "--meta_optimizer=adam", "--meta_learning_rate=1e-2", "--noxla", "--distributed"]
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                   CUDA_VISIBLE_DEVICES="")
-        procs.append(subprocess.Popen([sys.executable, "-m", "train.meta_train", f"--output_dir={tmp_path / 'dist'}",
-                                       *common], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    outputs = [p.communicate(timeout=500)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
+    flags = ["--problem_set=quadratic", "--meta_steps=3", "--min_length=10", "--length_scale=0",
+             "--max_length=10", "--unrolls_scale=0", "--min_unrolls=100", "--validate_every=0",
+             "--checkpoint_every=3", "--meta_optimizer=adam", "--meta_learning_rate=1e-2", "--noxla"]
+    workers.finish(workers.start_workers(flags, tmp_path / "dist"))
     # Both workers end with identical meta-parameters (chief's file, worker 1's checkpoint) ...
-    chief, _, _ = lopt_tf.load_weights(str(tmp_path / "dist" / "weights_latest.npz"))
-    worker1 = {k: tf.Variable(tf.zeros_like(v)) for k, v in chief.items()}
-    tf.train.Checkpoint(meta=worker1).read(
-        tf.train.latest_checkpoint(str(tmp_path / "dist" / "checkpoints_worker1"))).expect_partial()
+    chief, worker1 = workers.chief_and_worker1_meta(tmp_path / "dist")
     for k, v in chief.items():
-        np.testing.assert_array_equal(v, worker1[k].numpy(), err_msg=k)
+        np.testing.assert_array_equal(v, worker1[k], err_msg=k)
     # ... which differ from what the chief's problems alone give: worker 1's meta-gradients were used.
     alone = MetaTrainer(MetaTrainConfig(problem_set="quadratic", meta_steps=3, min_length=10, length_scale=0.0,
                                         max_length=10, unrolls_scale=0.0, min_unrolls=100, validate_every=0,

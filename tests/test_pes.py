@@ -2,10 +2,6 @@
 non-finite particles, resumes bit-exactly, and gives the same update on two workers as on one."""
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,11 +10,10 @@ import tensorflow as tf
 import lopt_tf
 import problems
 from lopt_tf import hrnn
+from tests import workers
 from train.pes import FlatMeta, PESStreams, make_pes_unroll, perturbations, sample_schedule, trainable_keys
 from train.trainer import MetaTrainConfig, MetaTrainer
 from train.unroll import make_unroll
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Horizon 8 in truncations of 4: every task has two truncations, a new one starts every second meta-step.
 PES = MetaTrainConfig(problem_set="quadratic", estimator="pes", meta_steps=5, pes_pairs=2, pes_truncation=4,
@@ -167,34 +162,20 @@ def test_pes_program_compiles_with_xla():
 
 
 def test_two_pes_workers_give_the_same_update_as_one_worker_with_all_streams(tmp_path):
-    from tests.test_meta_train import _free_ports
-
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     config = dataclasses.replace(PES, meta_steps=2, problems_per_step=1)
-    common = ["--problem_set=quadratic", "--estimator=pes", "--meta_steps=2", "--pes_pairs=2", "--pes_truncation=4",
-              "--pes_min_horizon=8", "--pes_max_horizon=8", "--pes_initial_offset=0", "--validate_every=0",
-              "--checkpoint_every=2", "--meta_optimizer=adam", "--meta_learning_rate=1e-2", "--noxla",
-              "--distributed", "--problems_per_step=1"]
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                   CUDA_VISIBLE_DEVICES="")
-        procs.append(subprocess.Popen([sys.executable, "-m", "train.meta_train", f"--output_dir={tmp_path / 'dist'}",
-                                       *common], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+    flags = ["--problem_set=quadratic", "--estimator=pes", "--meta_steps=2", "--pes_pairs=2", "--pes_truncation=4",
+             "--pes_min_horizon=8", "--pes_max_horizon=8", "--pes_initial_offset=0", "--validate_every=0",
+             "--checkpoint_every=2", "--meta_optimizer=adam", "--meta_learning_rate=1e-2", "--noxla",
+             "--problems_per_step=1"]
+    procs = workers.start_workers(flags, tmp_path / "dist")
     # Meanwhile, one worker runs both streams (global streams 0 and 1: the same tasks and perturbations).
     alone = MetaTrainer(dataclasses.replace(config, problems_per_step=2), str(tmp_path / "alone"), verbose=0)
     alone.run()
-    outputs = [p.communicate(timeout=500)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs[0][-3000:] + outputs[1][-3000:]
-    chief, _, _ = lopt_tf.load_weights(str(tmp_path / "dist" / "weights_latest.npz"))
-    worker1 = {k: tf.Variable(tf.zeros_like(v)) for k, v in chief.items()}
-    tf.train.Checkpoint(meta=worker1).read(
-        tf.train.latest_checkpoint(str(tmp_path / "dist" / "checkpoints_worker1"))).expect_partial()
+    workers.finish(procs)
+    chief, worker1 = workers.chief_and_worker1_meta(tmp_path / "dist")
     for k, v in alone.meta_vars.items():
         np.testing.assert_array_equal(chief[k], v.numpy(), err_msg=k)
-        np.testing.assert_array_equal(worker1[k].numpy(), v.numpy(), err_msg=k)
+        np.testing.assert_array_equal(worker1[k], v.numpy(), err_msg=k)
     initial = lopt_tf.load_weights("init")[0]
     assert not np.array_equal(initial["l0/gate_kernel"], chief["l0/gate_kernel"])
 
