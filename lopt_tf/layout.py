@@ -5,8 +5,7 @@ reductions, so the cost of tracing/compiling does not grow with a Python loop pe
 concat/split at the boundary touches each tensor once).
 
 The buffer may have more rows than there are parameters (`num_rows`, e.g. rounded up to a multiple of 16:
-XLA CPU's elementwise loops run about 1.4x slower on sizes that are not a multiple of the vector width,
-docs/performance.md). The padding rows belong to an extra segment (id `num_tensors`) that every per-tensor
+the compiled step runs about 1.4x slower on XLA CPU when the row count is not one, docs/performance.md). The padding rows belong to an extra segment (id `num_tensors`) that every per-tensor
 statistic leaves out, and `unflatten` drops them.
 """
 
