@@ -1,12 +1,14 @@
 """Interleaved A/B timing of step implementations, in one process: the fair comparison on a shared machine.
 
 Each variant is `name=path/to/hrnn.py` (a file with `hrnn.step`'s module API, e.g. an older version saved
-with `git show <commit>:lopt_tf/hrnn.py > /tmp/hrnn_old.py`) or `name=module` (e.g. `lopt_tf.hrnn`), with an
-optional `:bfloat16` suffix for bfloat16-stored state. The variants' compiled steps are called in turn, round
-after round, so that a neighbour's load hits all of them alike; prints min and median ms per call.
+with `git show <commit>:lopt_tf/hrnn.py > /tmp/hrnn_old.py`) or `name=module` (e.g. `lopt_tf.hrnn`), with
+optional suffixes `:bfloat16` for bfloat16-stored state and `:padded` for per-parameter buffers padded to a
+multiple of 16 rows (`hrnn.init_state(..., pad_to=hrnn.ROW_MULTIPLE)`, as `LearnedOptimizer` stores them),
+e.g. `new=lopt_tf.hrnn:bfloat16:padded`. The variants' compiled steps are called in turn, round after round,
+so that a neighbour's load hits all of them alike; prints min and median ms per call.
 
-    python benchmarks/ab_step.py old=/tmp/hrnn_old.py new=lopt_tf.hrnn new_bf16=lopt_tf.hrnn:bfloat16 \
-        [--cases 200,4,17k] [--modes xla,graph] [--rounds 8]
+    python benchmarks/ab_step.py old=/tmp/hrnn_old.py new=lopt_tf.hrnn new_pad=lopt_tf.hrnn:padded \
+        [--cases 200,4,17k,200+1] [--modes xla,graph] [--rounds 8]
 """
 
 import argparse
@@ -26,23 +28,31 @@ CASES = {  # as benchmarks/step_overhead.py, and the 17,226-parameter MLP of ben
     "200": [(100, 100)] * 100 + [(100,)] * 100,
     "4": [(1024, 1024), (1024,), (1024, 1), (1,)],
     "17k": [(64, 128), (128,), (128, 64), (64,), (64, 10), (10,)],
+    "200+1": [(100, 100)] * 100 + [(100,)] * 99 + [(101,)],  # 1,010,001: not a multiple of 16
 }
 
 
 def load(spec):
-    source, _, dtype = spec.partition(":")
+    """(module, init_state keyword arguments) of a variant `path.py|module[:bfloat16][:padded]`."""
+    source, *options = spec.split(":")
+    kwargs = {}
+    for option in options:
+        if option == "padded":
+            kwargs["pad_to"] = hrnn.ROW_MULTIPLE
+        else:
+            kwargs["state_dtype"] = option
     if source.endswith(".py"):
         module_spec = importlib.util.spec_from_file_location(f"ab_{abs(hash(source))}", source)
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     else:
         module = importlib.import_module(source)
-    return module, dtype or None
+    return module, kwargs
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("variants", nargs="+", help="name=path.py|module[:bfloat16]")
+    parser.add_argument("variants", nargs="+", help="name=path.py|module[:bfloat16][:padded]")
     parser.add_argument("--cases", default="200,4,17k")
     parser.add_argument("--modes", default="xla")
     parser.add_argument("--rounds", type=int, default=8)
@@ -59,8 +69,8 @@ def main():
         grads = [tf.constant(rng.normal(size=s).astype("float32")) for s in shapes]
         for mode in args.modes.split(","):
             fns = {}
-            for name, (module, dtype) in variants.items():
-                state = hrnn.init_state(meta, config, params, **({"state_dtype": dtype} if dtype else {}))
+            for name, (module, kwargs) in variants.items():
+                state = hrnn.init_state(meta, config, params, **kwargs)
                 fns[name] = tf.function(lambda m=module, s=state: m.step(meta, config, params, grads, s),
                                         jit_compile=mode == "xla")
                 tf.nest.map_structure(np.asarray, fns[name]())  # trace + compile

@@ -8,12 +8,14 @@ best bandwidth), and prints the step (`hrnn.step`-like function, XLA and graph) 
 times as multiples of the larger floor, with Adam for comparison.
 
     python benchmarks/roofline.py [--params 1000000] [--repeats 20] [--stat median|min]
-                                  [--step lopt_tf.hrnn:step] [--state_dtype bfloat16]
+                                  [--step lopt_tf.hrnn:step] [--state_dtype bfloat16] [--pad_to 16]
 
 `--step module:function` times a candidate with `hrnn.step`'s signature (also inside `apply`, patched in).
 `--stat min` reports the fastest call instead of the median: on a machine shared with other jobs the median
 measures the neighbours too. `--state_dtype bfloat16` times the step on bfloat16-stored state
 (`hrnn.init_state(..., state_dtype=...)`; the memory floor counts its bytes; `apply` rows are float32 state).
+`--pad_to` (default `hrnn.ROW_MULTIPLE`, as `LearnedOptimizer` stores the state; 0: none) pads the step rows'
+per-parameter buffers (`hrnn.init_state(..., pad_to=...)`).
 """
 
 import argparse
@@ -134,6 +136,7 @@ def main():
     parser.add_argument("--step", default="lopt_tf.hrnn:step", help="module:function with hrnn.step's signature")
     parser.add_argument("--stat", choices=("median", "min"), default="median")
     parser.add_argument("--state_dtype", default=None, help="e.g. bfloat16: the step's stored state dtype")
+    parser.add_argument("--pad_to", type=int, default=hrnn.ROW_MULTIPLE, help="rows of the step's state: 0 none")
     args = parser.parse_args()
     global STAT
     STAT = min if args.stat == "min" else statistics.median
@@ -145,8 +148,8 @@ def main():
 
     flops, bandwidth = machine_rates(config, args.params, args.repeats)
     print(f"cpu cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, tensorflow {tf.__version__}, "
-          f"keras {keras.__version__}, step {args.step}, state {args.state_dtype or 'float32'}, {args.stat} of "
-          f"{args.repeats} calls")
+          f"keras {keras.__version__}, step {args.step}, state {args.state_dtype or 'float32'} padded to "
+          f"{args.pad_to or 'none'}, {args.stat} of {args.repeats} calls")
     print("| matrix product | XLA GFLOP/s | graph GFLOP/s |\n|---|---|---|")
     for k, (a, b) in flops.items():
         print(f"| {k} | {a / 1e9:.1f} | {b / 1e9:.1f} |")
@@ -164,7 +167,8 @@ def main():
         compute, memory = n * step_flops(config) / best_flops, n * step_bytes(config, state_bytes) / best_bw
         floor = max(compute, memory)
         params, grads = make_problem(shapes)
-        state = hrnn.init_state(meta, config, params, **({"state_dtype": args.state_dtype} if args.state_dtype else {}))
+        kwargs = {"state_dtype": args.state_dtype} if args.state_dtype else {}
+        state = hrnn.init_state(meta, config, params, pad_to=args.pad_to or None, **kwargs)
         step_xla, step_graph = both_modes(lambda: step_fn(meta, config, params, grads, state), args.repeats)
         adam = adam_time(shapes, args.repeats)
         rows = {"Adam apply XLA": adam, "step XLA": step_xla, "step graph": step_graph,

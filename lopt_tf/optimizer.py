@@ -3,6 +3,8 @@
 A thin stateful wrapper around `lopt_tf.hrnn.step`: meta-parameters are non-trainable optimizer variables,
 the state lives in one flat variable per state kind (no per-tensor variables), and the whole list of model
 variables is updated at once, after the gradient all-reduce, so the tensor and global RNNs see every tensor.
+The per-parameter variables have the parameter count rounded up to a multiple of 16 rows
+(`hrnn.init_state(..., pad_to=hrnn.ROW_MULTIPLE)`, faster under XLA); `state` shows them without the padding.
 """
 
 from __future__ import annotations
@@ -133,15 +135,32 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                                 f"{_describe(variable)} has dtype {tf.as_dtype(variable.dtype).name}.")
         super().build(var_list)
         self._layout = Layout.of(var_list)
+        self._layout = self._layout.with_rows(hrnn.padded_rows(self._layout.num_params, hrnn.ROW_MULTIPLE))
         if var_list:
             with tf.init_scope():  # build may be first called while tracing a train step
                 meta = {k: tf.convert_to_tensor(v) for k, v in self._meta_vars.items()}
                 init = hrnn.init_state(meta, self.hrnn_config, [tf.convert_to_tensor(v) for v in var_list], self.seed,
-                                       state_dtype=self.state_dtype)
+                                       state_dtype=self.state_dtype, pad_to=hrnn.ROW_MULTIPLE)
             for key, value in init.items():
                 self._state_vars[key] = self.add_variable(
                     value.shape, initializer=lambda shape, dtype, value=value: tf.cast(value, dtype),
                     dtype=value.dtype.name, name=f"state__{key}")
+
+    def load_own_variables(self, store):
+        # Files written before the per-parameter variables were padded hold [P, ...] buffers: their padding rows
+        # are added here (zeros; the step never reads them into anything but themselves).
+        if self._state_vars and len(store.keys()) == len(self.variables):
+            padded = {id(self._state_vars[k]) for k in hrnn.PER_PARAMETER_KEYS if k in self._state_vars}
+            values = {}
+            for i, variable in enumerate(self.variables):
+                value, shape = store[str(i)], tuple(variable.shape)
+                if (id(variable) in padded and np.ndim(value) == len(shape) and np.shape(value)[1:] == shape[1:]
+                        and np.shape(value)[0] == self._layout.num_params < shape[0]):
+                    rows = [(0, shape[0] - np.shape(value)[0])] + [(0, 0)] * (len(shape) - 1)
+                    value = np.pad(np.asarray(value), rows)
+                values[str(i)] = value
+            store = values
+        super().load_own_variables(store)
 
     def apply(self, grads, trainable_variables=None):
         # Checked before anything is changed: a gradient of another shape would otherwise be flattened into
@@ -219,8 +238,11 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
 
     @property
     def state(self) -> dict[str, tf.Tensor]:
-        """The current optimizer state, in the layout of `lopt_tf.hrnn.init_state` (empty before build)."""
-        return {k: tf.convert_to_tensor(v) for k, v in self._state_vars.items()}
+        """The current optimizer state, in the layout of `lopt_tf.hrnn.init_state` without padding: per-parameter
+        buffers of the parameter count's rows (empty before build)."""
+        p = self._layout.num_params if self._state_vars else None
+        return {k: tf.convert_to_tensor(v)[:p] if k in hrnn.PER_PARAMETER_KEYS else tf.convert_to_tensor(v)
+                for k, v in self._state_vars.items()}
 
     @property
     def skipped_updates(self):

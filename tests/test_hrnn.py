@@ -1,6 +1,7 @@
 """The pure update rule: sizes, first-step behaviour, every switch, meta-gradients, non-finite handling."""
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
-from lopt_tf.layout import Layout
+from lopt_tf.layout import Layout, Segments
 
 DEFAULT = HRNNConfig()
 
@@ -244,6 +245,28 @@ def test_layout_round_trip_and_segments():
     np.testing.assert_array_equal(layout.segment_ids(), [0] * 6 + [1] + [3] * 3)
 
 
+def test_padded_layout_round_trip_and_segments():
+    """A buffer with padding rows: zeros appended on flatten, dropped on unflatten, the padding in its own
+    segment that per-tensor statistics leave out and broadcasts fill with zeros."""
+    tensors = [tf.reshape(tf.range(6.0), [2, 3]), tf.constant(7.0), tf.zeros([0]), tf.range(3.0)]
+    layout = Layout.of(tensors, rows=hrnn.padded_rows(10, 16))
+    assert (layout.num_rows, layout.num_padding, layout.num_segments) == (16, 6, 5)
+    flat = layout.flatten(tensors)
+    np.testing.assert_array_equal(flat, list(range(6)) + [7.0, 0.0, 1.0, 2.0] + [0.0] * 6)
+    assert all(np.array_equal(a, b) for a, b in zip(layout.unflatten(flat, tensors), tensors))
+    np.testing.assert_array_equal(layout.segment_ids(), [0] * 6 + [1] + [3] * 3 + [4] * 6)
+    seg = Segments(layout)
+    np.testing.assert_array_equal(seg.mean((flat + 100.0)[:, None])[:, 0], [102.5, 107.0, 0.0, 101.0])
+    np.testing.assert_array_equal(seg.any(tf.ones([16], tf.bool)), [True, True, False, True])
+    broadcast = seg.broadcast(tf.constant([1.0, 2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(broadcast, [1.0] * 6 + [2.0] + [4.0] * 3 + [0.0] * 6)
+    one = Layout.of([tf.range(5.0)], rows=16)  # a single tensor gets segment ids once it is padded
+    np.testing.assert_array_equal(one.segment_ids(), [0] * 5 + [1] * 11)
+    assert Layout.of(tensors, rows=10) == Layout.of(tensors) and hrnn.padded_rows(32, 16) == 32
+    with pytest.raises(ValueError, match="cannot hold"):
+        Layout.of(tensors, rows=9)
+
+
 def test_step_compiles_with_xla_and_matches_graph():
     loss = quadratic()
     params = [tf.zeros([12]), tf.zeros([])]
@@ -376,6 +399,31 @@ def test_step_matches_golden_outputs(name):
 def test_step_under_xla_matches_golden_outputs(name):
     params, state = GOLDEN.run_case(name, step=_xla_step)
     _assert_golden(name, params, state)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN.CASES))
+def test_padded_state_matches_golden_outputs(name):
+    """With the per-parameter buffers padded (`init_state(..., pad_to=16)`), the real rows and the parameters
+    are the golden ones, and the padding rows keep their initial values."""
+    pad = functools.partial(hrnn.init_state, pad_to=16)
+    params, state = GOLDEN.run_case(name, init_state=pad)
+    p = sum(x.size for x in params)
+    config, _, shapes, dtype, _ = GOLDEN.CASES[name]
+    init = pad({k: tf.constant(v) for k, v in GOLDEN.meta_for(config).items()}, config,
+               [tf.zeros(s, dtype) for s in shapes], 3)
+    for key in hrnn.PER_PARAMETER_KEYS:
+        if key in state:
+            assert state[key].shape[0] == hrnn.padded_rows(p, 16) > p, key
+            np.testing.assert_array_equal(state[key][p:], tf.cast(init[key][p:], state[key].dtype), err_msg=key)
+    _assert_golden(name, params, {k: v[:p] if k in hrnn.PER_PARAMETER_KEYS else v for k, v in state.items()})
+
+
+@pytest.mark.parametrize("name", ["default", "attention_chunked", "level_10_20", "default_one_tensor"])
+def test_padded_state_under_xla_matches_golden_outputs(name):
+    params, state = GOLDEN.run_case(name, step=_xla_step, init_state=functools.partial(hrnn.init_state, pad_to=16))
+    p = sum(x.size for x in params)
+    _assert_golden(name, params, {k: v[:p] if k in hrnn.PER_PARAMETER_KEYS else v for k, v in state.items()})
+    assert hrnn.true_params(GOLDEN.CASES[name][0], params, state)[0].shape == params[0].shape
 
 
 def _assert_golden(name, params, state):

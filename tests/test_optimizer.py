@@ -40,12 +40,58 @@ def test_apply_equals_pure_step():
     opt.build(variables)
     for _ in range(3):  # several steps, so the state carried by the optimizer matters
         before = [v.numpy() for v in variables]
-        state, meta = opt.state, {k: tf.constant(v) for k, v in opt.meta_parameters.items()}
+        state = {k: tf.convert_to_tensor(v) for k, v in opt._state_vars.items()}  # padded to 16 rows
+        meta = {k: tf.constant(v) for k, v in opt.meta_parameters.items()}
         expected, expected_state = hrnn.step(meta, opt.hrnn_config, [tf.constant(b) for b in before], grads, state)
+        unpadded, unpadded_state = hrnn.step(meta, opt.hrnn_config, [tf.constant(b) for b in before], grads, opt.state)
         opt.apply(grads, variables)
         assert_all_close([v.numpy() for v in variables], [e.numpy() for e in expected], rtol=0, atol=0)
-        for k, v in opt.state.items():
+        assert_all_close([v.numpy() for v in variables], [e.numpy() for e in unpadded], rtol=1e-6, atol=1e-7)
+        for k, v in opt._state_vars.items():
             np.testing.assert_array_equal(v, expected_state[k])
+        for k, v in opt.state.items():  # the same values as the step on unpadded state, to float32 rounding
+            np.testing.assert_allclose(v, unpadded_state[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_per_parameter_variables_are_padded_to_a_multiple_of_16_and_state_hides_it():
+    variables = [keras.Variable(np.ones((3, 4), np.float32)), keras.Variable(0.5)]
+    opt = lopt_tf.LearnedOptimizer()
+    opt.build(variables)
+    for key in hrnn.PER_PARAMETER_KEYS:
+        if key in opt._state_vars:
+            assert opt._state_vars[key].shape[0] == 16 and opt.state[key].shape[0] == 13, key
+    expected = hrnn.init_state({k: tf.constant(v) for k, v in opt.meta_parameters.items()}, opt.hrnn_config,
+                               [tf.convert_to_tensor(v) for v in variables], opt.seed)
+    assert sorted(expected) == sorted(opt.state)
+    for k, v in opt.state.items():
+        np.testing.assert_array_equal(v, expected[k], err_msg=k)
+
+
+def test_variables_saved_without_padding_still_load():
+    """Optimizer variables written with [P, ...] per-parameter buffers (no padding rows) load into the padded
+    variables: the real rows get the saved values, and the steps continue identically."""
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(4,)).astype("float32")]
+    grads = [tf.constant(rng.normal(size=v.shape).astype("float32")) for v in values]
+    source = [keras.Variable(v) for v in values]
+    opt = lopt_tf.LearnedOptimizer(seed=2)
+    opt.build(source)
+    for _ in range(2):
+        opt.apply(grads, source)
+    store = {}
+    opt.save_own_variables(store)
+    rows = {id(v) for k, v in opt._state_vars.items() if k in hrnn.PER_PARAMETER_KEYS}
+    old = {str(i): store[str(i)][:19] if id(v) in rows else store[str(i)] for i, v in enumerate(opt.variables)}
+    assert any(np.shape(old[k]) != np.shape(store[k]) for k in store)
+    target = [keras.Variable(v.numpy()) for v in source]
+    loaded = lopt_tf.LearnedOptimizer(seed=2)
+    loaded.build(target)
+    loaded.load_own_variables(old)
+    for k, v in opt.state.items():
+        np.testing.assert_array_equal(loaded.state[k], v, err_msg=k)
+    opt.apply(grads, source)
+    loaded.apply(grads, target)
+    assert_all_close([v.numpy() for v in target], [v.numpy() for v in source], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("jit", [False, True])
