@@ -267,15 +267,16 @@ def _bias_gru(meta, prefix: str, x, h, bias=None, ids=None):
     return u * h + (1.0 - u) * c
 
 
-def _sqrt_chain(first, n: int):
+def _sqrt_chain(first, n: int, axis: int = 1):
     """[P,1] decay -> [P,n] decays gamma, sqrt(gamma), gamma^(1/4), ...: the paper's momentum at multiple
-    timescales, each time constant twice the previous one (original `optimizer/hierarchical_rnn.py`)."""
+    timescales, each time constant twice the previous one (original `optimizer/hierarchical_rnn.py`). With
+    `axis=0`, [1,P] -> [n,P]."""
     out = [first]
     for _ in range(n - 1):
         x = out[-1]
         positive = x > 0.0  # sqrt(0) = 0 exactly, with a finite gradient (double-where trick)
         out.append(tf.where(positive, tf.sqrt(tf.where(positive, x, tf.ones_like(x))), tf.zeros_like(x)))
-    return tf.concat(out, 1)
+    return tf.concat(out, axis)
 
 
 @tf.custom_gradient
@@ -291,22 +292,41 @@ def _straight_through_clip(x, bound: float):
     return x + tf.stop_gradient(tf.clip_by_value(x, -bound, bound) - x)
 
 
+def _bias_gru_columns(meta, prefix: str, x, h, bias=None, ids=None):
+    """`_bias_gru` on feature-major operands: x [n_in, P], h [units, P] -> [units, P]; `bias` [S, 3*units]
+    per segment (looked up by `ids`, or [1, 3*units] for one segment) or None. Same math; the elementwise work
+    runs on [units, P] arrays, whose innermost dimension is the parameter (XLA CPU vectorises those loops,
+    not ones over the 10-20 features; docs/performance.md)."""
+    gk, ck = meta[f"{prefix}/gate_kernel"], meta[f"{prefix}/cand_kernel"]
+    n_in, units = x.shape[0], h.shape[0]
+    static = tf.concat([meta[f"{prefix}/gate_bias"], meta[f"{prefix}/cand_bias"]], 0)
+    bias = static[:, None] if bias is None else tf.transpose(bias + static)  # [3*units, S]
+    gate_bias, cand_bias = bias[: 2 * units], bias[2 * units:]
+    if ids is not None:
+        gate_bias, cand_bias = tf.gather(gate_bias, ids, axis=1), tf.gather(cand_bias, ids, axis=1)
+    xz = tf.matmul(tf.concat([gk[:n_in], ck[:n_in]], 1), x, transpose_a=True)
+    gates = tf.sigmoid(xz[: 2 * units] + gate_bias + tf.matmul(gk[n_in:], h, transpose_a=True))
+    r, u = gates[:units], gates[units:]
+    c = tf.tanh(xz[2 * units:] + cand_bias + tf.matmul(ck[n_in:], r * h, transpose_a=True))
+    return u * h + (1.0 - u) * c
+
+
 def _features(config: HRNNConfig, m, ms, log_lr, lr_mean):
-    """The per-parameter RNN input, in the order of the original `optimizer/hierarchical_rnn.py`:
-    [P, config.num_features]. `lr_mean`: [P] mean log LR to compare to."""
+    """The per-parameter RNN input, in the order of the original `optimizer/hierarchical_rnn.py`, feature-major:
+    [config.num_features, P] from m, ms [K, P]. `lr_mean`: [P] mean log LR to compare to."""
     feats = [m]
     if config.use_grad_products and config.num_gradient_scales > 1:
-        feats.append(m[:, :-1] * m[:, 1:])
+        feats.append(m[:-1] * m[1:])
     if config.use_log_means_squared:
         log_ms = tf.math.log(ms + _TINY)
-        feats.append(log_ms - tf.reduce_mean(log_ms, 1, keepdims=True))
+        feats.append(log_ms - tf.reduce_mean(log_ms, 0, keepdims=True))
     if config.use_relative_lr:
-        feats.append((log_lr - lr_mean)[:, None])
+        feats.append((log_lr - lr_mean)[None])
     if config.use_extreme_indicator:
-        feats.append((tf.nn.relu(log_lr) - tf.nn.relu(math.log(1e-6) - log_lr))[:, None])
+        feats.append((tf.nn.relu(log_lr) - tf.nn.relu(math.log(1e-6) - log_lr))[None])
     if config.use_lr_shortcut:
-        feats.append((log_lr - math.log(1e-3))[:, None])
-    return tf.concat(feats, 1)
+        feats.append((log_lr - math.log(1e-3))[None])
+    return tf.concat(feats, 0)
 
 
 def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_t, lr_mean_t):
@@ -320,44 +340,51 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     per-segment sums the tensor-level math needs (the level-1 GRU input, the squared directions of the dynamic
     output scaling). `step` calls it on the whole buffer or, to bound memory, chunk by chunk; the math is the
     same.
+
+    The math runs feature-major: the [p, n] state buffers are transposed to [n, p] on the way in and back on the
+    way out, so that the elementwise work (most of the level-0 GRU's time) runs over the parameter as the
+    innermost dimension (docs/performance.md#feature-major-level-0).
     """
-    kk, g, ok = config.num_gradient_scales, old["g"], old["ok"]
-    ok_col = ok[:, None]
+    kk, g, ok = config.num_gradient_scales, old["g"][None], old["ok"]
+    ok_row = ok[None]
+    old_accum, old_ms, old_h0 = (tf.transpose(old[k]) for k in ("accum", "ms", "h0"))
     # Tensors without a usable gradient keep their state: each new value is masked where it is made, so the
     # mask fuses into the computation that makes it. What is computed from a masked value below only reaches
     # tensors that are masked again (their directions, LRs and tensor states), so the outputs are as if the
     # state were masked at the end.
     # Gradient history at multiple timescales and the paper's dynamic input scaling: momenta, EMAs of their
     # squares, asinh of their RMS-scaled values (original `optimizer/hierarchical_rnn.py`, `optimizer/utils.py`).
-    gamma = _sqrt_chain(old["inp_decay"][:, None], kk)
-    accum = tf.where(ok_col, (1.0 - gamma) * g[:, None] + gamma * old["accum"], old["accum"])
-    beta = old["scl_decay"][:, None]
+    gamma = _sqrt_chain(old["inp_decay"][None], kk, axis=0)
+    accum = tf.where(ok_row, (1.0 - gamma) * g + gamma * old_accum, old_accum)
+    beta = old["scl_decay"][None]
     if config.use_multiple_scale_decays:
-        beta = _sqrt_chain(beta, kk)
-    ms = tf.where(ok_col, (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * old["ms"], old["ms"])
+        beta = _sqrt_chain(beta, kk, axis=0)
+    ms = tf.where(ok_row, (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * old_ms, old_ms)
     m = _asinh(accum * tf.math.rsqrt(ms + _TINY)) if config.dynamic_input_scaling else accum
     log_lr = old.get("log_lr")
     x = _features(config, m, ms, log_lr, None if lr_mean_t is None else _gather(lr_mean_t, ids))
 
     # Level 0 (per parameter), top-down biases from the previous step's tensor and global states (original
     # `optimizer/hierarchical_rnn.py`, `_compute_updates`).
-    h0 = tf.where(ok_col, _bias_gru(meta, "l0", x, old["h0"], bias0_t, None if bias0_t is None else ids), old["h0"])
-    out, sums = {"h0": h0, "accum": accum, "ms": ms}, {}
+    h0 = tf.where(ok_row, _bias_gru_columns(meta, "l0", x, old_h0, bias0_t, None if bias0_t is None else ids),
+                  old_h0)
+    out, sums = {"h0": tf.transpose(h0), "accum": tf.transpose(accum), "ms": tf.transpose(ms)}, {}
     if config.hold_without_gradient:  # a parameter moves once a non-zero gradient has reached its momenta
-        out["moves"] = tf.reduce_any(tf.not_equal(accum, 0.0), 1)
+        out["moves"] = tf.reduce_any(tf.not_equal(accum, 0.0), 0)
     if len(config.level_sizes) >= 2:  # the level-1 input: mean of [new level-0 state, features] per tensor
-        sums["level1_input"] = tf.concat([_segment_sum(h0, ids, num_segments), _segment_sum(x, ids, num_segments)], 1)
+        sums["level1_input"] = tf.concat([_segment_sum(out["h0"], ids, num_segments),
+                                          _segment_sum(tf.transpose(x), ids, num_segments)], 1)
 
     # Readouts from the new level-0 state, all in one product: direction (+ gradient shortcut), next decays,
     # log-LR change.
     directions = ["direction"] + (["attn_direction"] if config.use_attention else [])
     heads = directions + (["scl_decay_kernel", "inp_decay_kernel"] if config.learnable_decay else []) + ["lr_kernel"]
-    readouts = tf.matmul(h0, tf.stack([meta[f"readout/{name}"] for name in heads], 1))
-    readout = {name: readouts[:, i] for i, name in enumerate(heads)}
+    readouts = tf.matmul(tf.stack([meta[f"readout/{name}"] for name in heads], 1), h0, transpose_a=True)
+    readout = {name: readouts[i] for i, name in enumerate(heads)}
     for name in directions:
         d = readout[name]
         if config.use_gradient_shortcut:
-            d += tf.linalg.matvec(m, meta[f"readout/{name.replace('direction', 'shortcut')}"])
+            d += tf.linalg.matvec(m, meta[f"readout/{name.replace('direction', 'shortcut')}"], transpose_a=True)
         out[name] = d
         if config.dynamic_output_scale:
             sums[f"{name}_sq"] = _segment_sum(tf.square(d)[:, None], ids, num_segments)
