@@ -228,6 +228,7 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
     if len(n) == 3:
         state["h2"] = tf.cast(meta["init/h2"], tf.float32)
     state["skipped"] = tf.constant(0, tf.int32)
+    state.update({k: tf.transpose(state[k]) for k in ("h0", "accum", "ms")})  # stored feature-major
     if state_dtype is not None:
         state.update({k: tf.cast(state[k], state_dtype) for k in STORED_KEYS})
     return state
@@ -347,7 +348,7 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     """
     kk, g, ok = config.num_gradient_scales, old["g"][None], old["ok"]
     ok_row = ok[None]
-    old_accum, old_ms, old_h0 = (tf.transpose(old[k]) for k in ("accum", "ms", "h0"))
+    old_accum, old_ms, old_h0 = (old[k] for k in ("accum", "ms", "h0"))
     # Tensors without a usable gradient keep their state: each new value is masked where it is made, so the
     # mask fuses into the computation that makes it. What is computed from a masked value below only reaches
     # tensors that are masked again (their directions, LRs and tensor states), so the outputs are as if the
@@ -368,11 +369,11 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     # `optimizer/hierarchical_rnn.py`, `_compute_updates`).
     h0 = tf.where(ok_row, _bias_gru_columns(meta, "l0", x, old_h0, bias0_t, None if bias0_t is None else ids),
                   old_h0)
-    out, sums = {"h0": tf.transpose(h0), "accum": tf.transpose(accum), "ms": tf.transpose(ms)}, {}
+    out, sums = {"h0": h0, "accum": accum, "ms": ms}, {}
     if config.hold_without_gradient:  # a parameter moves once a non-zero gradient has reached its momenta
         out["moves"] = tf.reduce_any(tf.not_equal(accum, 0.0), 0)
     if len(config.level_sizes) >= 2:  # the level-1 input: mean of [new level-0 state, features] per tensor
-        sums["level1_input"] = tf.concat([_segment_sum(out["h0"], ids, num_segments),
+        sums["level1_input"] = tf.concat([_segment_sum(tf.transpose(h0), ids, num_segments),
                                           _segment_sum(tf.transpose(x), ids, num_segments)], 1)
 
     # Readouts from the new level-0 state, all in one product: direction (+ gradient shortcut), next decays,
@@ -490,7 +491,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
       counted in `new_state["skipped"]`.
     """
     layout = Layout.of(params)
-    layout = layout.with_rows(state["accum"].shape[0] if layout.num_params is not None else None)
+    layout = layout.with_rows(state["scl_decay"].shape[0] if layout.num_params is not None else None)
     seg = Segments(layout)
     dtype = state["log_lr" if "log_lr" in state else "h1" if "h1" in state else "ms"].dtype
     if dtype in (tf.bfloat16, tf.float16):  # only the per-parameter buffers: math in float32
