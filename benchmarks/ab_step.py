@@ -70,7 +70,7 @@ def main():
         for mode in args.modes.split(","):
             fns = {}
             for name, (module, kwargs) in variants.items():
-                state = hrnn.init_state(meta, config, params, **kwargs)
+                state = module.init_state(meta, config, params, **kwargs)  # its own state layout
                 fns[name] = tf.function(lambda m=module, s=state: m.step(meta, config, params, grads, s),
                                         jit_compile=mode == "xla")
                 tf.nest.map_structure(np.asarray, fns[name]())  # trace + compile
