@@ -34,8 +34,11 @@ class _ExportedOptimizer(tf.Module):
                                                              *state_specs])
 
     def _state_spec_shape(self, key):
+        """The state spec for a parameter of any length: its parameter axis unknown (the last axis of the
+        per-parameter buffers, e.g. h0 [n0, None]; nominal_count's one tensor: [None])."""
         shape = hrnn.state_shapes(self._config, Layout(((1,),)))[key]
-        return [None if (key not in ("h1", "h2", "skipped") and i == 0) else d for i, d in enumerate(shape)]
+        unknown = len(shape) - 1 if key in hrnn.PER_PARAMETER_KEYS else None if key in ("h1", "h2", "skipped") else 0
+        return [None if i == unknown else d for i, d in enumerate(shape)]
 
     def _meta(self):
         return {k.replace("__", "/"): v for k, v in self.meta.items()}

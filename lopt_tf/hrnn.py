@@ -10,11 +10,13 @@ follow the original implementation (`tensorflow/models`, `research/learned_optim
 `optimizer/hierarchical_rnn.py`, `optimizer/rnn_cells.py`, `optimizer/utils.py`) in the configuration of its
 `metarun.py`; deliberate differences are listed in `docs/differences_from_original.md`.
 
-State layout (P parameters in T tensors, K gradient scales, n0/n1/n2 hidden sizes; with
-`init_state(..., pad_to=16)` the per-parameter buffers have P rounded up to a multiple of 16 rows, the padding
-rows inert: `step` keeps them as they are and leaves them out of every per-tensor statistic):
-    h0 [P, n0]      per-parameter GRU state          accum [P, K]   momenta at K timescales
-    ms [P, K]       mean squares of the momenta      scl_decay, inp_decay [P]  decays for the next step
+State layout (P parameters in T tensors, K gradient scales, n0/n1/n2 hidden sizes). The per-parameter buffers
+have the parameter as their last axis: h0, accum and ms are stored feature-major, [n, P], so that the step's
+elementwise work runs over the parameter as the innermost dimension (docs/performance.md#feature-major-level-0).
+With `init_state(..., pad_to=16)` P is rounded up to a multiple of 16, the padding entries inert: `step` keeps
+them as they are and leaves them out of every per-tensor statistic.
+    h0 [n0, P]      per-parameter GRU state          accum [K, P]   momenta at K timescales
+    ms [K, P]       mean squares of the momenta      scl_decay, inp_decay [P]  decays for the next step
     log_lr [P]      per-parameter log learning rate  true_param [P] true parameters (attention only)
     nominal_ms [P]  second moment of the nominal Adam term, nominal_count [T] its steps (nominal_term "adam")
     h1 [T, n1]      per-tensor GRU states            h2 [n2]        global GRU state
@@ -35,7 +37,9 @@ from lopt_tf.layout import gather as _gather, segment_sum as _segment_sum
 _TINY = 1e-16  # inside sqrt/log of mean squares (original: 1e-16)
 _MS_EPS = 1e-12  # added to the squared momentum (original: 1e-12)
 
+# The per-parameter buffers: the parameter is their last axis ([P], or [n, P] for FEATURE_MAJOR_KEYS).
 PER_PARAMETER_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay", "log_lr", "true_param", "nominal_ms")
+FEATURE_MAJOR_KEYS = ("h0", "accum", "ms")  # [n, P]; stored [P, n] before (see `to_feature_major`)
 STORED_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay")  # stored in `init_state(..., state_dtype)`
 _ADAM_EPS = 1e-7  # of the nominal Adam term, as Keras Adam's default epsilon
 _ATANH_LIMIT = 1.0 - 1e-6  # |(l - anchor) / lr_band| is clipped to this before atanh ("leaky")
@@ -148,7 +152,8 @@ def init_meta(config: HRNNConfig, seed: int = 0) -> dict[str, tf.Tensor]:
 # State
 # ----------------------------------------------------------------------------------------------------------
 def padded_rows(num_params: int | None, pad_to: int | None) -> int | None:
-    """Rows of the per-parameter buffers: `num_params` rounded up to a multiple of `pad_to` (None: as is)."""
+    """Length of the parameter axis of the per-parameter buffers ("rows" of the flat parameter vector):
+    `num_params` rounded up to a multiple of `pad_to` (None: as is)."""
     if not pad_to or num_params is None:
         return num_params
     return -(-num_params // pad_to) * pad_to
@@ -156,9 +161,10 @@ def padded_rows(num_params: int | None, pad_to: int | None) -> int | None:
 
 def state_shapes(config: HRNNConfig, layout: Layout) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every state tensor for parameters with this layout (its `num_rows` per-parameter rows:
-    `Layout.of(params, rows=padded_rows(P, pad_to))` for `init_state(..., pad_to)`)."""
+    `Layout.of(params, rows=padded_rows(P, pad_to))` for `init_state(..., pad_to)`). The parameter is the last
+    axis of the per-parameter buffers (`PER_PARAMETER_KEYS`)."""
     p, t, n, k = layout.num_rows, layout.num_tensors, config.level_sizes, config.num_gradient_scales
-    shapes = {"h0": (p, n[0]), "accum": (p, k), "ms": (p, k), "scl_decay": (p,), "inp_decay": (p,)}
+    shapes = {"h0": (n[0], p), "accum": (k, p), "ms": (k, p), "scl_decay": (p,), "inp_decay": (p,)}
     if config.dynamic_output_scale:
         shapes["log_lr"] = (p,)
     if config.use_attention:
@@ -171,6 +177,27 @@ def state_shapes(config: HRNNConfig, layout: Layout) -> dict[str, tuple[int, ...
         shapes["h2"] = (n[2],)
     shapes["skipped"] = ()
     return shapes
+
+
+def to_feature_major(key: str, value, shape, num_params: int | None = None) -> np.ndarray | None:
+    """`value` of state buffer `key` in the layout `shape` (`state_shapes`) expects, or None if it does not fit.
+
+    Converts the layout written before h0, accum and ms were stored feature-major ([P, n], P possibly padded) by
+    transposing it, and pads a parameter axis shorter than `shape`'s (buffers written before the padding: of
+    `num_params` entries if given, else any shorter length) with zeros, which the step keeps inert. A value
+    that already has `shape` is returned as is (a [P, n] buffer with P == n cannot be told apart from an [n, P]
+    one; it is taken as the latter)."""
+    value, shape = np.asarray(value), tuple(shape)
+    if value.shape == shape:
+        return value
+    if len(shape) != value.ndim or key not in PER_PARAMETER_KEYS:
+        return None
+    if key in FEATURE_MAJOR_KEYS and value.ndim == 2 and value.shape[1] == shape[0]:
+        value = value.T
+    if value.shape[:-1] != shape[:-1] or value.shape[-1] not in (
+            shape[-1], *(range(shape[-1]) if num_params is None else [num_params])):
+        return None
+    return np.pad(value, [(0, 0)] * (value.ndim - 1) + [(0, shape[-1] - value.shape[-1])])
 
 
 def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None,
@@ -191,8 +218,11 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
     docs/differences_from_original.md#initial-learning-rates), or, with `init_lr="fixed"`, the anchor (the same
     for every parameter of a tensor, and for every tensor while the learned offsets are equal).
 
-    `pad_to` (e.g. `ROW_MULTIPLE`; None: no padding) rounds the rows of the per-parameter buffers up to a
-    multiple of it: the compiled step is ~1.4x faster on XLA CPU when they are a multiple of 16
+    The per-parameter buffers have the parameter as their last axis: h0 [n0, P], accum and ms [K, P], the
+    others [P] (module docstring).
+
+    `pad_to` (e.g. `ROW_MULTIPLE`; None: no padding) rounds the parameter axis of the per-parameter buffers up
+    to a multiple of it: the compiled step is ~1.4x faster on XLA CPU when it is a multiple of 16
     (docs/performance.md). The real rows hold the same values as without padding; `step` and `true_params`
     accept either layout, and `step` returns the one it is given.
     """
@@ -333,18 +363,19 @@ def _features(config: HRNNConfig, m, ms, log_lr, lr_mean):
 def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_t, lr_mean_t):
     """Everything of one step that is per parameter, on a slice of the flat buffer.
 
-    `old`: [p] slices of the per-parameter state, of the gradients `g` (zero where not `ok`) and of `ok`
+    `old`: slices over p parameters ([p], or [n, p] for h0, accum, ms) of the per-parameter state, of the
+    gradients `g` (zero where not `ok`) and of `ok`
     (bool, False where the tensor keeps its state this step); `ids`: [p] tensor ids (None: one tensor);
     `bias0_t`: [S, 3*n0] top-down bias of the level-0 GRU per segment (the T tensors, and the padding if the
     buffers are padded); `lr_mean_t`: [S] mean log LR for the relative-LR feature. Returns `(out, sums)`:
-    `out` holds [p] slices (the new per-parameter state, the raw directions and the LR readout), `sums` the
+    `out` holds such slices (the new per-parameter state, the raw directions and the LR readout), `sums` the
     per-segment sums the tensor-level math needs (the level-1 GRU input, the squared directions of the dynamic
     output scaling). `step` calls it on the whole buffer or, to bound memory, chunk by chunk; the math is the
     same.
 
-    The math runs feature-major: the [p, n] state buffers are transposed to [n, p] on the way in and back on the
-    way out, so that the elementwise work (most of the level-0 GRU's time) runs over the parameter as the
-    innermost dimension (docs/performance.md#feature-major-level-0).
+    The math runs feature-major, on the state as it is stored (h0, accum, ms [n, p]), so that the elementwise
+    work (most of the level-0 GRU's time) runs over the parameter as the innermost dimension
+    (docs/performance.md#feature-major-level-0).
     """
     kk, g, ok = config.num_gradient_scales, old["g"][None], old["ok"]
     ok_row = ok[None]
@@ -431,40 +462,42 @@ def _log_lr_dynamics(meta, config: HRNNConfig, log_lr, lr_out, anchor):
 def _nominal_direction(config: HRNNConfig, state, g, accum, ms, tensor_ok, seg: Segments):
     """The nominal term's direction [P] and its new state (nominal_term "adam" or "scaled_momentum").
 
-    "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale momentum `accum[:, 0]`
+    `accum`, `ms`: [K, P]. "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale
+    momentum `accum[0]`
     (equal to the gradient on the first step, as a bias-corrected m) and v_hat the bias-corrected EMA of g^2,
     kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) * (g^2 - v_hat_{t-1}), t counted
-    per tensor over the steps it was updated. "scaled_momentum": accum[:, 0] / sqrt(ms[:, 0]).
+    per tensor over the steps it was updated. "scaled_momentum": accum[0] / sqrt(ms[0]).
     """
     if config.nominal_term == "scaled_momentum":
-        return accum[:, 0] * tf.math.rsqrt(ms[:, 0] + _TINY), {}
+        return accum[0] * tf.math.rsqrt(ms[0] + _TINY), {}
     beta2 = config.nominal_beta2
     count = state["nominal_count"] + tf.cast(tensor_ok, g.dtype)  # [T]
     rate_t = (1.0 - beta2) / (1.0 - tf.pow(tf.constant(beta2, g.dtype), tf.maximum(count, 1.0)))
     rate = tf.reshape(seg.broadcast(rate_t[:, None]), [-1])
     v = state["nominal_ms"] + rate * (tf.square(g) - state["nominal_ms"])
-    return accum[:, 0] / (tf.sqrt(v) + _ADAM_EPS), {"nominal_ms": v, "nominal_count": count}
+    return accum[0] / (tf.sqrt(v) + _ADAM_EPS), {"nominal_ms": v, "nominal_count": count}
 
 
 def _chunked(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
     """Run `fn(per_param_slice, ids_slice, num_segments)` over consecutive chunks of `chunk_size` parameters.
 
+    The parameter is the last axis of every buffer in `per_param` and of every `out` of `fn` ([p] or [n, p]).
     Each chunk's slices are taken only after the previous chunk's results exist (control dependencies), so a
     graph runs the chunks one after the other and only one chunk's temporaries are alive at a time (eager
     execution is sequential anyway). Returns `fn`'s `(out, sums)` for the whole buffer: `out` concatenated,
     `sums` added over the chunks.
     """
-    p = int(next(iter(per_param.values())).shape[0])
+    p = int(per_param["g"].shape[-1])
     outs, sums, previous = [], None, []
     for start in range(0, p, chunk_size):
         with tf.control_dependencies(previous):
-            part = {k: v[start:start + chunk_size] for k, v in per_param.items()}
+            part = {k: v[..., start:start + chunk_size] for k, v in per_param.items()}
             part_ids = None if ids is None else ids[start:start + chunk_size]
         out, part_sums = fn(part, part_ids, num_segments)
         previous = tf.nest.flatten((out, part_sums))
         outs.append(out)
         sums = part_sums if sums is None else {k: sums[k] + v for k, v in part_sums.items()}
-    return {k: tf.concat([o[k] for o in outs], 0) for k in outs[0]}, sums
+    return {k: tf.concat([o[k] for o in outs], -1) for k in outs[0]}, sums
 
 
 def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, active=None, chunk_size=None):

@@ -3,8 +3,9 @@
 A thin stateful wrapper around `lopt_tf.hrnn.step`: meta-parameters are non-trainable optimizer variables,
 the state lives in one flat variable per state kind (no per-tensor variables), and the whole list of model
 variables is updated at once, after the gradient all-reduce, so the tensor and global RNNs see every tensor.
-The per-parameter variables have the parameter count rounded up to a multiple of 16 rows
-(`hrnn.init_state(..., pad_to=hrnn.ROW_MULTIPLE)`, faster under XLA); `state` shows them without the padding.
+The per-parameter variables have the parameter as their last axis (h0, accum, ms feature-major, [n, P]) and the
+parameter count rounded up to a multiple of 16 (`hrnn.init_state(..., pad_to=hrnn.ROW_MULTIPLE)`, faster under
+XLA); `state` shows them without the padding.
 """
 
 from __future__ import annotations
@@ -156,17 +157,17 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
                     dtype=value.dtype.name, name=f"state__{key}")
 
     def load_own_variables(self, store):
-        # Files written before the per-parameter variables were padded hold [P, ...] buffers: their padding rows
-        # are added here (zeros; the step never reads them into anything but themselves).
+        # Older files hold the per-parameter buffers in older layouts: h0, accum and ms as [P, n] (before they were
+        # stored feature-major) and P unpadded (before the padding). They are converted here: transposed, and the
+        # padding added as zeros (the step never reads it into anything but itself).
         if self._state_vars and len(store.keys()) == len(self.variables):
-            padded = {id(self._state_vars[k]) for k in hrnn.PER_PARAMETER_KEYS if k in self._state_vars}
+            keys = {id(v): k for k, v in self._state_vars.items() if k in hrnn.PER_PARAMETER_KEYS}
             values = {}
             for i, variable in enumerate(self.variables):
                 value, shape = store[str(i)], tuple(variable.shape)
-                if (id(variable) in padded and np.ndim(value) == len(shape) and np.shape(value)[1:] == shape[1:]
-                        and np.shape(value)[0] == self._layout.num_params < shape[0]):
-                    rows = [(0, shape[0] - np.shape(value)[0])] + [(0, 0)] * (len(shape) - 1)
-                    value = np.pad(np.asarray(value), rows)
+                if id(variable) in keys and tuple(np.shape(value)) != shape:
+                    converted = hrnn.to_feature_major(keys[id(variable)], value, shape, self._layout.num_params)
+                    value = value if converted is None else converted
                 values[str(i)] = value
             store = values
         super().load_own_variables(store)
@@ -262,9 +263,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
     @property
     def state(self) -> dict[str, tf.Tensor]:
         """The current optimizer state, in the layout of `lopt_tf.hrnn.init_state` without padding: per-parameter
-        buffers of the parameter count's rows (empty before build)."""
+        buffers with the parameter count as their last axis (empty before build)."""
         p = self._layout.num_params if self._state_vars else None
-        return {k: tf.convert_to_tensor(v)[:p] if k in hrnn.PER_PARAMETER_KEYS else tf.convert_to_tensor(v)
+        return {k: tf.convert_to_tensor(v)[..., :p] if k in hrnn.PER_PARAMETER_KEYS else tf.convert_to_tensor(v)
                 for k, v in self._state_vars.items()}
 
     @property

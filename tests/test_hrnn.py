@@ -47,9 +47,9 @@ def test_default_sizes_match_the_original():
 def test_state_size_per_parameter_equals_documented_count(config):
     params = [tf.zeros([3, 5]), tf.zeros([7])]
     state = hrnn.init_state(hrnn.init_meta(config), config, params)
-    per_param = sum(int(np.prod(v.shape[1:])) for k, v in state.items() if k in hrnn.PER_PARAMETER_KEYS)
+    per_param = sum(int(np.prod(v.shape[:-1])) for k, v in state.items() if k in hrnn.PER_PARAMETER_KEYS)
     assert per_param == config.per_parameter_state_size
-    assert all(state[k].shape[0] == 22 for k in state if k in hrnn.PER_PARAMETER_KEYS)
+    assert all(state[k].shape[-1] == 22 for k in state if k in hrnn.PER_PARAMETER_KEYS)  # the parameter: last
 
 
 def test_init_meta_is_deterministic_and_matches_shapes():
@@ -66,8 +66,8 @@ def test_first_step_momenta_equal_gradient_and_direction_has_unit_rms():
     grads = [tf.random.stateless_normal([50], [1, 2]), 3.0 * tf.random.stateless_normal([30], [1, 3])]
     (new_params, new_state), state = one_step(DEFAULT, params, grads)
     g = tf.concat(grads, 0)
-    np.testing.assert_allclose(new_state["accum"], np.repeat(g.numpy()[:, None], 4, 1), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(new_state["ms"], np.repeat(g.numpy()[:, None] ** 2, 4, 1) + 1e-12, rtol=1e-5)
+    np.testing.assert_allclose(new_state["accum"], np.repeat(g.numpy()[None], 4, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_state["ms"], np.repeat(g.numpy()[None] ** 2, 4, 0) + 1e-12, rtol=1e-5)
     # The step is exp(log_lr + c) * unit-RMS direction, per tensor.
     lr = np.exp(state["log_lr"].numpy() - 1.0)
     direction = (np.concatenate([p.numpy() for p in params]) - np.concatenate([p.numpy() for p in new_params])) / lr
@@ -199,7 +199,7 @@ def test_non_finite_gradient_skips_that_tensor_and_counts_it():
     assert not np.allclose(new_params[1], params[1])
     assert int(new_state["skipped"]) == 1
     for key in ("h0", "accum", "ms", "log_lr", "inp_decay"):
-        np.testing.assert_array_equal(new_state[key][:4], state[key][:4])
+        np.testing.assert_array_equal(new_state[key][..., :4], state[key][..., :4])
         assert np.all(np.isfinite(new_state[key]))
     assert np.all(np.isfinite(new_state["h1"])) and np.all(np.isfinite(new_state["h2"]))
     np.testing.assert_array_equal(new_state["h1"][0], state["h1"][0])
@@ -211,7 +211,7 @@ def test_inactive_tensor_is_untouched_and_not_counted():
     np.testing.assert_array_equal(new_params[0], params[0])
     assert not np.allclose(new_params[1], params[1])
     for key in ("h0", "accum", "ms", "log_lr", "scl_decay", "inp_decay"):
-        np.testing.assert_array_equal(new_state[key][:4], state[key][:4], err_msg=key)
+        np.testing.assert_array_equal(new_state[key][..., :4], state[key][..., :4], err_msg=key)
     np.testing.assert_array_equal(new_state["h1"][0], state["h1"][0])
     assert not np.array_equal(new_state["h1"][1], state["h1"][1])
     assert int(new_state["skipped"]) == 0
@@ -403,8 +403,8 @@ def test_step_under_xla_matches_golden_outputs(name):
 
 @pytest.mark.parametrize("name", sorted(GOLDEN.CASES))
 def test_padded_state_matches_golden_outputs(name):
-    """With the per-parameter buffers padded (`init_state(..., pad_to=16)`), the real rows and the parameters
-    are the golden ones, and the padding rows keep their initial values."""
+    """With the per-parameter buffers padded (`init_state(..., pad_to=16)`), the real entries and the parameters
+    are the golden ones, and the padding entries keep their initial values."""
     pad = functools.partial(hrnn.init_state, pad_to=16)
     params, state = GOLDEN.run_case(name, init_state=pad)
     p = sum(x.size for x in params)
@@ -413,16 +413,17 @@ def test_padded_state_matches_golden_outputs(name):
                [tf.zeros(s, dtype) for s in shapes], 3)
     for key in hrnn.PER_PARAMETER_KEYS:
         if key in state:
-            assert state[key].shape[0] == hrnn.padded_rows(p, 16) > p, key
-            np.testing.assert_array_equal(state[key][p:], tf.cast(init[key][p:], state[key].dtype), err_msg=key)
-    _assert_golden(name, params, {k: v[:p] if k in hrnn.PER_PARAMETER_KEYS else v for k, v in state.items()})
+            assert state[key].shape[-1] == hrnn.padded_rows(p, 16) > p, key
+            np.testing.assert_array_equal(state[key][..., p:], tf.cast(init[key][..., p:], state[key].dtype),
+                                          err_msg=key)
+    _assert_golden(name, params, {k: v[..., :p] if k in hrnn.PER_PARAMETER_KEYS else v for k, v in state.items()})
 
 
 @pytest.mark.parametrize("name", ["default", "attention_chunked", "level_10_20", "default_one_tensor"])
 def test_padded_state_under_xla_matches_golden_outputs(name):
     params, state = GOLDEN.run_case(name, step=_xla_step, init_state=functools.partial(hrnn.init_state, pad_to=16))
     p = sum(x.size for x in params)
-    _assert_golden(name, params, {k: v[:p] if k in hrnn.PER_PARAMETER_KEYS else v for k, v in state.items()})
+    _assert_golden(name, params, {k: v[..., :p] if k in hrnn.PER_PARAMETER_KEYS else v for k, v in state.items()})
     assert hrnn.true_params(GOLDEN.CASES[name][0], params, state)[0].shape == params[0].shape
 
 
@@ -434,7 +435,7 @@ def _assert_golden(name, params, state):
         assert p.shape == expected.shape and p.dtype == expected.dtype
         np.testing.assert_allclose(p, expected, rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL, err_msg=f"param{i}")
     for key, value in state.items():
-        expected = GOLDEN_DATA[prefix + key]
+        expected = GOLDEN.from_file(key, GOLDEN_DATA[prefix + key])  # the file: [P, n]; the state: [n, P]
         if key == "skipped":
             assert int(value) == int(expected)
             continue
@@ -462,7 +463,7 @@ def test_bfloat16_state_is_stored_in_half_the_bytes_and_tracks_float32(config):
     for key, value in s16.items():
         expected = tf.bfloat16 if key in hrnn.STORED_KEYS else s32[key].dtype
         assert value.dtype == expected, key
-    stored = sum(v.dtype.size * int(np.prod(v.shape[1:])) for k, v in s16.items() if k in hrnn.PER_PARAMETER_KEYS)
+    stored = sum(v.dtype.size * int(np.prod(v.shape[:-1])) for k, v in s16.items() if k in hrnn.PER_PARAMETER_KEYS)
     assert stored == 2 * config.per_parameter_state_size + 2 * (config.dynamic_output_scale + config.use_attention)
     for a, b in zip(p16, p32):
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-3)

@@ -65,6 +65,31 @@ def test_resume_without_the_task_file_keeps_the_meta_state_and_starts_new_tasks(
     assert int(resumed.step.numpy()) == 5 and resumed.run(resume=True)["step"] == 6
 
 
+def to_parameter_major(path):
+    """Rewrite a task file's optimizer states in the layout written before h0, accum, ms were stored [n, P]:
+    [P, n] (PES: [2N, P, n])."""
+    with np.load(path) as z:
+        arrays = {k: np.swapaxes(z[k], -1, -2) if k.rsplit("/", 1)[-1] in lopt_tf.hrnn.FEATURE_MAJOR_KEYS
+                  and "/state/" in k else z[k] for k in z.files}
+    np.savez(path, **arrays)
+
+
+def test_resume_from_a_task_file_in_an_older_state_layout_starts_new_tasks(tmp_path):
+    config = dataclasses.replace(SMALL, meta_steps=5, jit_compile=False)
+    first = MetaTrainer(config, str(tmp_path), verbose=0)
+    first.run()
+    assert all(t is not None and not t.done for t in first.streams)
+    to_parameter_major(str(tmp_path / "checkpoints" / "tasks-5.npz"))
+    resumed = MetaTrainer(dataclasses.replace(config, meta_steps=6), str(tmp_path), verbose=0)
+    with pytest.warns(UserWarning, match="does not have the current layout"):
+        assert resumed.restore()
+    assert all(t is None for t in resumed.streams) and resumed.next_task == first.next_task
+    for k, v in first.meta_vars.items():
+        np.testing.assert_array_equal(v.numpy(), resumed.meta_vars[k].numpy(), err_msg=k)
+    assert int(resumed.step.numpy()) == 5 and resumed.run(resume=True)["step"] == 6
+    assert [t.index for t in resumed.streams] == first.next_task  # the next task of each stream
+
+
 def test_sigterm_checkpoints_and_resume_continues(tmp_path):
     out = str(tmp_path / "run")
     args = [sys.executable, "-m", "train.meta_train", f"--output_dir={out}", "--problem_set=quadratic",

@@ -62,7 +62,7 @@ def test_per_parameter_variables_are_padded_to_a_multiple_of_16_and_state_hides_
     opt.build(variables)
     for key in hrnn.PER_PARAMETER_KEYS:
         if key in opt._state_vars:
-            assert opt._state_vars[key].shape[0] == 16 and opt.state[key].shape[0] == 13, key
+            assert opt._state_vars[key].shape[-1] == 16 and opt.state[key].shape[-1] == 13, key
     expected = hrnn.init_state({k: tf.constant(v) for k, v in opt.meta_parameters.items()}, opt.hrnn_config,
                                [tf.convert_to_tensor(v) for v in variables], opt.seed)
     assert sorted(expected) == sorted(opt.state)
@@ -70,9 +70,11 @@ def test_per_parameter_variables_are_padded_to_a_multiple_of_16_and_state_hides_
         np.testing.assert_array_equal(v, expected[k], err_msg=k)
 
 
-def test_variables_saved_without_padding_still_load():
-    """Optimizer variables written with [P, ...] per-parameter buffers (no padding rows) load into the padded
-    variables: the real rows get the saved values, and the steps continue identically."""
+@pytest.mark.parametrize("layout", ["unpadded", "parameter_major_unpadded", "parameter_major_padded"])
+def test_variables_saved_in_older_layouts_still_load(layout):
+    """Optimizer variables written in older layouts load into the padded feature-major variables: per-parameter
+    buffers without the padding ([..., P]), and h0, accum, ms stored [P, n] (parameter-major, before they were
+    stored [n, P]), padded or not. The real parameters get the saved values, and the steps continue identically."""
     rng = np.random.default_rng(0)
     values = [rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(4,)).astype("float32")]
     grads = [tf.constant(rng.normal(size=v.shape).astype("float32")) for v in values]
@@ -83,8 +85,16 @@ def test_variables_saved_without_padding_still_load():
         opt.apply(grads, source)
     store = {}
     opt.save_own_variables(store)
-    rows = {id(v) for k, v in opt._state_vars.items() if k in hrnn.PER_PARAMETER_KEYS}
-    old = {str(i): store[str(i)][:19] if id(v) in rows else store[str(i)] for i, v in enumerate(opt.variables)}
+    keys = {id(v): k for k, v in opt._state_vars.items() if k in hrnn.PER_PARAMETER_KEYS}
+    old = {}
+    for i, v in enumerate(opt.variables):
+        value = store[str(i)]
+        if id(v) in keys:
+            if layout.startswith("parameter_major") and keys[id(v)] in hrnn.FEATURE_MAJOR_KEYS:
+                value = value.T
+            if layout.endswith("unpadded"):
+                value = value[:19] if layout.startswith("parameter_major") else value[..., :19]
+        old[str(i)] = value
     assert any(np.shape(old[k]) != np.shape(store[k]) for k in store)
     target = [keras.Variable(v.numpy()) for v in source]
     loaded = lopt_tf.LearnedOptimizer(seed=2)
@@ -247,7 +257,7 @@ def test_nan_gradient_is_skipped_and_counted():
     assert int(opt.skipped_updates) == 1
     for k, v in opt.state.items():
         assert np.all(np.isfinite(v)), k
-    np.testing.assert_array_equal(opt.state["h0"][:4], state_before["h0"][:4])
+    np.testing.assert_array_equal(opt.state["h0"][:, :4], state_before["h0"][:, :4])
 
 
 def test_indexed_slices_gradient_matches_dense():

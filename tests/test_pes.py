@@ -142,6 +142,24 @@ def test_pes_resume_gives_the_same_meta_parameters_and_particles(tmp_path):
             np.testing.assert_array_equal(p.numpy(), q.numpy())
 
 
+def test_pes_resume_from_a_task_file_in_an_older_state_layout_starts_new_tasks(tmp_path):
+    from tests.test_meta_train import to_parameter_major
+
+    config = dataclasses.replace(PES, meta_steps=3, checkpoint_every=3)
+    first = _trainer(config, tmp_path)
+    first.run()
+    assert first.streams[0].state is not None and not first.streams[0].done
+    to_parameter_major(str(tmp_path / "checkpoints" / "tasks-3.npz"))
+    resumed = _trainer(dataclasses.replace(config, meta_steps=4), tmp_path)
+    with pytest.warns(UserWarning, match="does not have the current layout"):
+        assert resumed.restore()
+    assert resumed.streams[0] is None and resumed.pes.next_task == first.pes.next_task
+    for k, v in first.meta_vars.items():
+        np.testing.assert_array_equal(v.numpy(), resumed.meta_vars[k].numpy(), err_msg=k)
+    assert resumed.run(resume=True)["step"] == 4
+    assert resumed.streams[0].index == first.pes.next_task[0]
+
+
 def test_pes_program_compiles_with_xla():
     config = lopt_tf.HRNNConfig()
     meta_vars = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}

@@ -9,6 +9,7 @@ keeps (`extra`: PES's accumulators).
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -49,3 +50,19 @@ def read_streams(z, count: int):
         state = {k[len(prefix + "state/"):]: tf.constant(z[k]) for k in z.files if k.startswith(prefix + "state/")}
         streams.append((s, info, params, state or None))
     return next_task, streams
+
+
+def state_fits(stream: int, state: dict, shapes: dict) -> bool:
+    """Whether a restored stream's optimizer `state` has the names and `shapes` the current code makes
+    (`hrnn.state_shapes`, with PES's particle axis in front). If not -- a file written with an older state
+    layout, e.g. h0, accum, ms as [P, n] before they were stored [n, P] -- warns and returns False: the caller
+    then starts a new task on that stream (the meta-parameters and meta-optimizer resume regardless)."""
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    expected = {k: tuple(v) for k, v in shapes.items()}
+    if got == expected:
+        return True
+    differ = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
+    warnings.warn(f"Task stream {stream}: the stored optimizer state does not have the current layout "
+                  f"({', '.join(f'{k}: {got.get(k)} != {expected.get(k)}' for k in differ)}); the stream starts a "
+                  "new task.")
+    return False

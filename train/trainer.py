@@ -37,6 +37,7 @@ import tensorflow as tf
 import problems
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
+from lopt_tf.layout import Layout
 from lopt_tf.weights import load_weights, save_weights
 from train import task_files
 from train.meta_optimizers import DEFAULT_EPSILON, MetaOptimizer, all_finite
@@ -297,6 +298,9 @@ class MetaTrainer:
             for s, info, params, state in streams:
                 task = Task(info["index"], info["seed"], self.sampler.sample(info["seed"]), info["lengths"],
                             info["unroll"], info["step"], f_init=info["f_init"])
+                shapes = hrnn.state_shapes(self.hrnn_config, Layout(tuple(map(tuple, task.problem.param_shapes))))
+                if state is not None and not task_files.state_fits(s, state, shapes):
+                    continue  # an older state layout: the stream starts a new task
                 task.params, task.state = params, state
                 self.streams[s] = task
 

@@ -5,7 +5,8 @@ For each case below (an `HRNNConfig`, step options and a set of parameter shapes
 whose gradient is always zero in some coordinates (`hold_without_gradient`), a NaN gradient in one tensor at
 the second step and, in some cases, an inactive tensor at the third -- and saves the new parameters and every
 state tensor after the third step into `golden_step.npz` (keys `<case>/param<i>`, `<case>/state/<key>`, with
-the state in the layout `init_state` used when the file was written: per-parameter buffers [P, ...]).
+the per-parameter buffers parameter-major, [P, ...], the layout `init_state` used when the file was first
+written: `init_state` now stores h0, accum and ms as [n, P], which `to_file` and `from_file` transpose).
 
 The file pins the math of the step while its implementation changes: regenerate it only for a deliberate
 change of the update rule, never to make a faster implementation pass.
@@ -61,6 +62,16 @@ CASES = {
 }
 
 
+def to_file(key, value):
+    """A state buffer in the file's layout: h0, accum, ms [n, P] (as `init_state` stores them) -> [P, n]."""
+    return np.transpose(value) if key in hrnn.FEATURE_MAJOR_KEYS else value
+
+
+def from_file(key, value):
+    """A state buffer from the file in the layout `init_state` stores: h0, accum, ms [P, n] -> [n, P]."""
+    return np.transpose(value) if key in hrnn.FEATURE_MAJOR_KEYS else value
+
+
 def meta_for(config, seed=1):
     """The initial meta-parameters with every weight perturbed, so that every input reaches the outputs."""
     rng = np.random.default_rng(seed)
@@ -100,7 +111,7 @@ def main():
     for name in CASES:
         params, state = run_case(name)
         out.update({f"{name}/param{i}": p for i, p in enumerate(params)})
-        out.update({f"{name}/state/{k}": v for k, v in state.items()})
+        out.update({f"{name}/state/{k}": to_file(k, v) for k, v in state.items()})
     np.savez_compressed(PATH, **out)
     print(f"wrote {PATH}: {len(CASES)} cases, {os.path.getsize(PATH):,} bytes")
 
