@@ -364,8 +364,8 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     """Everything of one step that is per parameter, on a slice of the flat buffer.
 
     `old`: slices over p parameters ([p], or [n, p] for h0, accum, ms) of the per-parameter state, of the
-    gradients `g` (zero where not `ok`) and of `ok`
-    (bool, False where the tensor keeps its state this step); `ids`: [p] tensor ids (None: one tensor);
+    gradients `g` (zero where not `ok`) and of `ok` (bool, False where the tensor keeps its state this step);
+    `ids`: [p] tensor ids (None: one tensor);
     `bias0_t`: [S, 3*n0] top-down bias of the level-0 GRU per segment (the T tensors, and the padding if the
     buffers are padded); `lr_mean_t`: [S] mean log LR for the relative-LR feature. Returns `(out, sums)`:
     `out` holds such slices (the new per-parameter state, the raw directions and the LR readout), `sums` the
@@ -463,10 +463,9 @@ def _nominal_direction(config: HRNNConfig, state, g, accum, ms, tensor_ok, seg: 
     """The nominal term's direction [P] and its new state (nominal_term "adam" or "scaled_momentum").
 
     `accum`, `ms`: [K, P]. "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale
-    momentum `accum[0]`
-    (equal to the gradient on the first step, as a bias-corrected m) and v_hat the bias-corrected EMA of g^2,
-    kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) * (g^2 - v_hat_{t-1}), t counted
-    per tensor over the steps it was updated. "scaled_momentum": accum[0] / sqrt(ms[0]).
+    momentum `accum[0]` (equal to the gradient on the first step, as a bias-corrected m) and v_hat the
+    bias-corrected EMA of g^2, kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) *
+    (g^2 - v_hat_{t-1}), t counted per tensor over the steps it was updated. "scaled_momentum": accum[0] / sqrt(ms[0]).
     """
     if config.nominal_term == "scaled_momentum":
         return accum[0] * tf.math.rsqrt(ms[0] + _TINY), {}
