@@ -5,8 +5,8 @@ For each case below (an `HRNNConfig`, step options and a set of parameter shapes
 whose gradient is always zero in some coordinates (`hold_without_gradient`), a NaN gradient in one tensor at
 the second step and, in some cases, an inactive tensor at the third -- and saves the new parameters and every
 state tensor after the third step into `golden_step.npz` (keys `<case>/param<i>`, `<case>/state/<key>`, with
-the per-parameter buffers parameter-major, [P, ...], the layout `init_state` used when the file was first
-written: `init_state` now stores h0, accum and ms as [n, P], which `to_file` and `from_file` transpose).
+the per-parameter buffers parameter-major, [P, ...], the file's layout; `init_state` stores h0, accum and ms
+as [n, P], which `to_file` and `from_file` transpose).
 
 The file pins the math of the step while its implementation changes: regenerate it only for a deliberate
 change of the update rule, never to make a faster implementation pass.
