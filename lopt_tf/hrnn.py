@@ -194,8 +194,9 @@ def to_feature_major(key: str, value, shape, num_params: int | None = None) -> n
         return None
     if key in FEATURE_MAJOR_KEYS and value.ndim == 2 and value.shape[1] == shape[0]:
         value = value.T
-    if value.shape[:-1] != shape[:-1] or value.shape[-1] not in (
-            shape[-1], *(range(shape[-1]) if num_params is None else [num_params])):
+    length = value.shape[-1]
+    fits = length <= shape[-1] if num_params is None else length in (shape[-1], num_params)
+    if value.shape[:-1] != shape[:-1] or not fits:
         return None
     return np.pad(value, [(0, 0)] * (value.ndim - 1) + [(0, shape[-1] - value.shape[-1])])
 
@@ -234,8 +235,8 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
     n, k = config.level_sizes, config.num_gradient_scales
     zeros = tf.zeros([p], tf.float32)
     state = {
-        "h0": tf.broadcast_to(tf.cast(meta["init/h0"], tf.float32)[None], [p, n[0]]),
-        "accum": tf.zeros([p, k]), "ms": tf.zeros([p, k]), "scl_decay": zeros, "inp_decay": zeros,
+        "h0": tf.broadcast_to(tf.cast(meta["init/h0"], tf.float32)[:, None], [n[0], p]),  # feature-major
+        "accum": tf.zeros([k, p]), "ms": tf.zeros([k, p]), "scl_decay": zeros, "inp_decay": zeros,
     }
     if config.dynamic_output_scale:
         lo, hi = config.log_lr_bounds
@@ -258,7 +259,6 @@ def init_state(meta, config: HRNNConfig, params, seed: int = 0, state_dtype=None
     if len(n) == 3:
         state["h2"] = tf.cast(meta["init/h2"], tf.float32)
     state["skipped"] = tf.constant(0, tf.int32)
-    state.update({k: tf.transpose(state[k]) for k in ("h0", "accum", "ms")})  # stored feature-major
     if state_dtype is not None:
         state.update({k: tf.cast(state[k], state_dtype) for k in STORED_KEYS})
     return state
@@ -276,21 +276,16 @@ def true_params(config: HRNNConfig, params, state) -> list:
 # ----------------------------------------------------------------------------------------------------------
 # The step
 # ----------------------------------------------------------------------------------------------------------
-def _bias_gru(meta, prefix: str, x, h, bias=None, ids=None):
+def _bias_gru(meta, prefix: str, x, h, bias=None):
     """The original's `BiasGRUCell` (`optimizer/rnn_cells.py`): h' = u*h + (1-u)*c, with a top-down `bias`
-    [.., 3*units] added to the reset, update and candidate pre-activations.
-
-    With `ids` (the level-0 GRU over several tensors), `bias` is per tensor, [T, 3*units], and is looked up
-    per row separately for the gates and the candidate, so that each lookup fuses into the activation that
-    uses it instead of a [P, 3*units] sum being written out.
+    [.., 3*units] added to the reset, update and candidate pre-activations (the tensor and global GRUs; the
+    per-parameter one is `_bias_gru_columns`).
     """
     gk, ck = meta[f"{prefix}/gate_kernel"], meta[f"{prefix}/cand_kernel"]
     n_in, units = x.shape[-1], h.shape[-1]
     static = tf.concat([meta[f"{prefix}/gate_bias"], meta[f"{prefix}/cand_bias"]], 0)
     bias = static if bias is None else bias + static
     gate_bias, cand_bias = bias[..., : 2 * units], bias[..., 2 * units:]
-    if ids is not None:
-        gate_bias, cand_bias = tf.gather(gate_bias, ids), tf.gather(cand_bias, ids)
     xz = tf.matmul(x, tf.concat([gk[:n_in], ck[:n_in]], 1))
     gates = tf.sigmoid(xz[:, : 2 * units] + gate_bias + tf.matmul(h, gk[n_in:]))
     r, u = gates[:, :units], gates[:, units:]
@@ -298,16 +293,15 @@ def _bias_gru(meta, prefix: str, x, h, bias=None, ids=None):
     return u * h + (1.0 - u) * c
 
 
-def _sqrt_chain(first, n: int, axis: int = 1):
-    """[P,1] decay -> [P,n] decays gamma, sqrt(gamma), gamma^(1/4), ...: the paper's momentum at multiple
-    timescales, each time constant twice the previous one (original `optimizer/hierarchical_rnn.py`). With
-    `axis=0`, [1,P] -> [n,P]."""
+def _sqrt_chain(first, n: int):
+    """[1,P] decay -> [n,P] decays gamma, sqrt(gamma), gamma^(1/4), ...: the paper's momentum at multiple
+    timescales, each time constant twice the previous one (original `optimizer/hierarchical_rnn.py`)."""
     out = [first]
     for _ in range(n - 1):
         x = out[-1]
         positive = x > 0.0  # sqrt(0) = 0 exactly, with a finite gradient (double-where trick)
         out.append(tf.where(positive, tf.sqrt(tf.where(positive, x, tf.ones_like(x))), tf.zeros_like(x)))
-    return tf.concat(out, axis)
+    return tf.concat(out, 0)
 
 
 @tf.custom_gradient
@@ -386,11 +380,11 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     # state were masked at the end.
     # Gradient history at multiple timescales and the paper's dynamic input scaling: momenta, EMAs of their
     # squares, asinh of their RMS-scaled values (original `optimizer/hierarchical_rnn.py`, `optimizer/utils.py`).
-    gamma = _sqrt_chain(old["inp_decay"][None], kk, axis=0)
+    gamma = _sqrt_chain(old["inp_decay"][None], kk)
     accum = tf.where(ok_row, (1.0 - gamma) * g + gamma * old_accum, old_accum)
     beta = old["scl_decay"][None]
     if config.use_multiple_scale_decays:
-        beta = _sqrt_chain(beta, kk, axis=0)
+        beta = _sqrt_chain(beta, kk)
     ms = tf.where(ok_row, (1.0 - beta) * (tf.square(accum) + _MS_EPS) + beta * old_ms, old_ms)
     m = _asinh(accum * tf.math.rsqrt(ms + _TINY)) if config.dynamic_input_scaling else accum
     log_lr = old.get("log_lr")
@@ -555,8 +549,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         bias0_t = pad_segments(bias0_t, layout)
     num_segments = layout.num_segments  # 1 when seg.ids is None
     if config.use_relative_lr:
-        lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr[: layout.num_params] if layout.num_padding
-                                                             else log_lr))
+        lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr[: layout.num_params]))
                      if config.use_problem_lr_mean else pad_segments(seg.mean(log_lr[:, None])[:, 0], layout))
 
     old = {k: tf.cast(state[k], dtype) for k in PER_PARAMETER_KEYS

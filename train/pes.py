@@ -329,10 +329,8 @@ class PESStreams:
             task = PESTask(info["index"], info["seed"], self.sampler.sample(info["seed"]), info["horizon"],
                            info["step"], info["f_init"], info["ended"], params, state)
             if state is not None:
-                layout = Layout(tuple(tuple(shape) for shape in task.problem.param_shapes))
-                particles = 2 * self.config.pes_pairs
-                shapes = {k: (particles, *v) for k, v in hrnn.state_shapes(self.hrnn_config, layout).items()}
-                if not task_files.state_fits(s, state, shapes):
+                if not task_files.state_fits(s, state, self.hrnn_config, task.problem.param_shapes,
+                                             particles=2 * self.config.pes_pairs):
                     continue  # an older state layout: the stream starts a new task
                 task.accum = np.array(z[f"s{s}/accum"])
             self.streams[s] = task

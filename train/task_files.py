@@ -14,6 +14,9 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from lopt_tf import hrnn
+from lopt_tf.layout import Layout
+
 
 def stream_arrays(next_task, streams, describe) -> dict:
     """The arrays of `streams` (a task or None each); `describe(task)` gives its JSON-able description and, as
@@ -52,13 +55,15 @@ def read_streams(z, count: int):
     return next_task, streams
 
 
-def state_fits(stream: int, state: dict, shapes: dict) -> bool:
-    """Whether a restored stream's optimizer `state` has the names and `shapes` the current code makes
-    (`hrnn.state_shapes`, with PES's particle axis in front). If not -- a file written with an older state
+def state_fits(stream: int, state: dict, hrnn_config, param_shapes, particles: int | None = None) -> bool:
+    """Whether a restored stream's optimizer `state` has the names and shapes the current code makes for a
+    problem with `param_shapes` (`hrnn.state_shapes`, with PES's axis of `particles` in front). If not -- a file written with an older state
     layout, e.g. h0, accum, ms as [P, n] before they were stored [n, P] -- warns and returns False: the caller
     then starts a new task on that stream (the meta-parameters and meta-optimizer resume regardless)."""
+    lead = () if particles is None else (particles,)
+    layout = Layout(tuple(tuple(s) for s in param_shapes))
+    expected = {k: lead + tuple(v) for k, v in hrnn.state_shapes(hrnn_config, layout).items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
-    expected = {k: tuple(v) for k, v in shapes.items()}
     if got == expected:
         return True
     differ = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))

@@ -37,7 +37,6 @@ import tensorflow as tf
 import problems
 from lopt_tf import hrnn
 from lopt_tf.config import HRNNConfig
-from lopt_tf.layout import Layout
 from lopt_tf.weights import load_weights, save_weights
 from train import task_files
 from train.meta_optimizers import DEFAULT_EPSILON, MetaOptimizer, all_finite
@@ -298,8 +297,8 @@ class MetaTrainer:
             for s, info, params, state in streams:
                 task = Task(info["index"], info["seed"], self.sampler.sample(info["seed"]), info["lengths"],
                             info["unroll"], info["step"], f_init=info["f_init"])
-                shapes = hrnn.state_shapes(self.hrnn_config, Layout(tuple(map(tuple, task.problem.param_shapes))))
-                if state is not None and not task_files.state_fits(s, state, shapes):
+                if state is not None and not task_files.state_fits(s, state, self.hrnn_config,
+                                                                   task.problem.param_shapes):
                     continue  # an older state layout: the stream starts a new task
                 task.params, task.state = params, state
                 self.streams[s] = task
