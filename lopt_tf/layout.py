@@ -92,10 +92,10 @@ class Layout:
         tensor without padding: broadcasting does it)."""
         if self.num_segments == 1:
             return None
-        starts = np.cumsum(list(self.sizes) + [self.num_padding])[:-1]
-        starts = starts[starts < self.num_rows]  # trailing empty tensors own no element
-        marks = tf.scatter_nd(starts[:, None].astype(np.int32), tf.ones([len(starts)], tf.int32), [self.num_rows])
-        return tf.cumsum(marks)
+        # A constant built here: XLA would otherwise constant-fold a cumulative sum over all rows one element at
+        # a time, which takes about a minute to compile at 4M rows (docs/performance.md).
+        counts = list(self.sizes) + [self.num_padding]
+        return tf.constant(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
 
 
 class Segments:
