@@ -156,7 +156,7 @@ def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_pa
 
     import problems
     from train.evaluation.optimizers import OptimizerSpec
-    from train.evaluation.runs import run_synthetic
+    from train.evaluation.runs import late_spike, run_synthetic
     from train.select_weights import score_final_vs_adam
     from train.trainer import MetaTrainConfig
 
@@ -181,6 +181,9 @@ def test_select_weights_final_vs_adam_compares_final_losses_with_adam_1e3(tmp_pa
     rows = first["rows"]
     assert first["wins"] == sum(r["learned"] <= r["adam"] for r in rows) / 4
     assert first["log10_ratio"] == pytest.approx(np.mean([np.log10(r["learned"] / r["adam"]) for r in rows]))
+    learned_losses = run_synthetic(problem, OptimizerSpec("learned", weights="init"), 40, seed, 20)["losses"]
+    assert row["late_spike"] == late_spike(learned_losses) >= 1.0
+    assert first["late_spike"] == max(r["late_spike"] for r in rows)
     runs = len(RunCache(os.path.join(cache, "cache")))
     assert score_final_vs_adam(["init"], ["default", "nn_no_decay"], 2, 40, cache, record_every=20,
                                verbose=0)[0] == first  # every run comes from the cache
