@@ -29,6 +29,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla
 
 from lopt_tf.config import HRNNConfig
 from lopt_tf.layout import Layout, Segments, pad_segments
@@ -493,6 +494,59 @@ def _chunked(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
     return {k: tf.concat([o[k] for o in outs], -1) for k in outs[0]}, sums
 
 
+def _in_xla_context() -> bool:
+    """Is the graph being built compiled by XLA (`tf.function(jit_compile=True)`, or inside such a function)?"""
+    from tensorflow.python.ops import control_flow_util  # no public API answers this
+
+    return not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _slice_last(v: tf.Tensor, start, size: int) -> tf.Tensor:
+    """v[..., start:start + size] for a traced `start`."""
+    begin = tf.stack([0] * (v.shape.rank - 1) + [start])
+    return xla.dynamic_slice(v, begin, v.shape[:-1].as_list() + [size])
+
+
+def _update_last(buffer: tf.Tensor, part: tf.Tensor, start) -> tf.Tensor:
+    """buffer with buffer[..., start:start + part.shape[-1]] = part (in place under XLA)."""
+    return xla.dynamic_update_slice(buffer, part, tf.stack([0] * (buffer.shape.rank - 1) + [start]))
+
+
+def _chunked_loop(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
+    """`_chunked` for XLA: one `while` loop over the chunks, each chunk's outputs written into whole-buffer
+    outputs in place (`dynamic_update_slice`).
+
+    XLA schedules the chunks of `_chunked` as it likes (the control dependencies do not order the ops of a
+    compiled computation), so their temporaries add up: with ResNet50V2's 23.5M parameters the compiled step's
+    peak memory was larger chunked than unchunked. A loop body is one chunk, so its temporaries are one
+    chunk's (docs/performance.md#chunks-and-compile-time). Same math, chunk sums added in the same order.
+    """
+    p = int(per_param["g"].shape[-1])
+    num_full = p // chunk_size
+
+    def chunk(start, size):
+        part = {k: _slice_last(v, start, size) for k, v in per_param.items()}
+        return fn(part, None if ids is None else _slice_last(ids, start, size), num_segments)
+
+    first, sums = chunk(0, chunk_size)
+    outs = {k: _update_last(tf.zeros(v.shape[:-1].as_list() + [p], v.dtype), v, 0) for k, v in first.items()}
+
+    def body(i, outs, sums):
+        start = i * chunk_size
+        out, part_sums = chunk(start, chunk_size)
+        return (i + 1, {k: _update_last(outs[k], out[k], start) for k in outs},
+                {k: sums[k] + v for k, v in part_sums.items()})
+
+    _, outs, sums = tf.while_loop(lambda i, *_: i < num_full, body, (tf.constant(1), outs, sums),
+                                  parallel_iterations=1)
+    if p > num_full * chunk_size:  # the last, shorter chunk
+        start = num_full * chunk_size
+        out, part_sums = chunk(start, p - start)
+        outs = {k: _update_last(outs[k], out[k], start) for k in outs}
+        sums = {k: sums[k] + v for k, v in part_sums.items()}
+    return outs, sums
+
+
 def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, active=None, chunk_size=None):
     """One optimizer step on a list of parameter tensors.
 
@@ -509,8 +563,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         parameters and state are left as they are (it is not counted as skipped).
       chunk_size: optional int. With more parameters than this, the per-parameter math (the level-0 GRU and
         its ~30 floats of temporaries per parameter) runs over chunks of this many parameters one after the
-        other, so its memory is bounded by the chunk instead of the model. Same math; per-tensor sums are
-        added chunk by chunk, so results agree to float32 rounding.
+        other, so its memory is bounded by the chunk instead of the model (under XLA, as one `while` loop over
+        the chunks). Same math; per-tensor sums are added chunk by chunk, so results agree to float32 rounding.
 
     Returns:
       (new_params, new_state). Tensors whose gradient holds a NaN/Inf keep their parameters and state and are
@@ -561,7 +615,8 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
 
     p = layout.num_rows
     if chunk_size and p is not None and p > chunk_size:
-        out, sums = _chunked(per_parameter, old, seg.ids, num_segments, int(chunk_size))
+        chunked = _chunked_loop if _in_xla_context() else _chunked
+        out, sums = chunked(per_parameter, old, seg.ids, num_segments, int(chunk_size))
     else:
         out, sums = per_parameter(old, seg.ids, num_segments)
     sums = {k: v[: layout.num_tensors] for k, v in sums.items()}  # without the padding segment
