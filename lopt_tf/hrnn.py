@@ -607,11 +607,11 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         lr_mean_t = (tf.fill([num_segments], tf.reduce_mean(log_lr[: layout.num_params]))
                      if config.use_problem_lr_mean else pad_segments(seg.mean(log_lr[:, None])[:, 0], layout))
 
-    old = {k: tf.cast(state[k], dtype) for k in PER_PARAMETER_KEYS
-           if k in state and k not in ("true_param", "nominal_ms")}
+    old = {k: state[k] for k in PER_PARAMETER_KEYS if k in state and k not in ("true_param", "nominal_ms")}
     old.update(g=g, ok=ok)
 
     def per_parameter(old_slice, ids, segments):
+        old_slice = {k: v if k == "ok" else tf.cast(v, dtype) for k, v in old_slice.items()}  # per chunk
         out, sums = _per_parameter(meta, config, old_slice, ids, segments, bias0_t, lr_mean_t)
         if config.nominal_term != "none":  # what the nominal term reads, before the state is stored
             out["accum0"], out["ms0"] = out["accum"][0], out["ms"][0]
