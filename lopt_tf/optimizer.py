@@ -61,7 +61,9 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       seed: seed of the initial per-parameter learning rates (stateless, so replicas agree).
       chunk_size: models with more parameters than this run the per-parameter RNN over chunks of this many
         parameters one after the other, which bounds the step's temporary memory (about 30 floats per
-        parameter at once otherwise); None or 0 never chunks. Same update up to float32 rounding.
+        parameter at once otherwise); None or 0 never chunks. Same update up to float32 rounding. Under XLA the
+        chunks are a while loop, slower than no chunks (ResNet50V2: about 25%, half the extra memory;
+        docs/performance.md#resnet50v2-fit).
       weight_decay: decoupled weight decay, as AdamW at its default learning rate: each step multiplies every
         decayed weight by `1 - weight_decay * learning_rate * 1e-3` (`WEIGHT_DECAY_REFERENCE_STEP`). Keras's
         own rule (`weight_decay * learning_rate`) would decay about 1,000x harder than AdamW here, because
