@@ -40,7 +40,6 @@ _MS_EPS = 1e-12  # added to the squared momentum (original: 1e-12)
 
 # The per-parameter buffers: the parameter is their last axis ([P], or [n, P] for FEATURE_MAJOR_KEYS).
 PER_PARAMETER_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay", "log_lr", "true_param", "nominal_ms")
-STORED_PER_PARAMETER = ("h0", "accum", "ms", "scl_decay", "inp_decay")  # made by the per-parameter RNN
 FEATURE_MAJOR_KEYS = ("h0", "accum", "ms")  # [n, P]; stored [P, n] before (see `to_feature_major`)
 STORED_KEYS = ("h0", "accum", "ms", "scl_decay", "inp_decay")  # stored in `init_state(..., state_dtype)`
 _ADAM_EPS = 1e-7  # of the nominal Adam term, as Keras Adam's default epsilon
@@ -458,10 +457,11 @@ def _log_lr_dynamics(meta, config: HRNNConfig, log_lr, lr_out, anchor):
 def _nominal_direction(config: HRNNConfig, state, g, accum, ms, tensor_ok, seg: Segments):
     """The nominal term's direction [P] and its new state (nominal_term "adam" or "scaled_momentum").
 
-    `accum`, `ms`: [P], the shortest timescale's momentum and mean square (rows 0 of the new `accum`, `ms`). "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale
-    momentum `accum[0]` (equal to the gradient on the first step, as a bias-corrected m) and v_hat the
-    bias-corrected EMA of g^2, kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) *
-    (g^2 - v_hat_{t-1}), t counted per tensor over the steps it was updated. "scaled_momentum": accum[0] / sqrt(ms[0]).
+    `accum`, `ms`: [P], the shortest timescale's momentum and mean square (rows 0 of the new `accum`, `ms`).
+    "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale momentum `accum[0]`
+    (equal to the gradient on the first step, as a bias-corrected m) and v_hat the bias-corrected EMA of g^2,
+    kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) * (g^2 - v_hat_{t-1}), t counted
+    per tensor over the steps it was updated. "scaled_momentum": accum[0] / sqrt(ms[0]).
     """
     if config.nominal_term == "scaled_momentum":
         return accum * tf.math.rsqrt(ms + _TINY), {}
@@ -617,7 +617,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
             out["accum0"], out["ms0"] = out["accum"][0], out["ms"][0]
         # The new state in its stored dtype as soon as it is made, so that a chunked step holds no float32 copy
         # of bfloat16 state.
-        return {k: tf.cast(v, state[k].dtype) if k in STORED_PER_PARAMETER else v for k, v in out.items()}, sums
+        return {k: tf.cast(v, state[k].dtype) if k in STORED_KEYS else v for k, v in out.items()}, sums
 
     p = layout.num_rows
     if chunk_size and p is not None and p > chunk_size:
