@@ -521,20 +521,28 @@ def _chunked_loop(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
     compiled computation), so their temporaries add up: with ResNet50V2's 23.5M parameters the compiled step's
     peak memory was larger chunked than unchunked. A loop body is one chunk, so its temporaries are one
     chunk's (docs/performance.md#chunks-and-compile-time). Same math, chunk sums added in the same order.
+
+    An output with the name, shape and dtype of an input (the new per-parameter state) overwrites that input's
+    buffer chunk by chunk: each chunk is read from the loop's carried buffer before it is written, so no second
+    whole-size copy is needed where the input's buffer can be reused (an XLA-compiled train step that updates
+    the optimizer's variables).
     """
     p = int(per_param["g"].shape[-1])
     num_full = p // chunk_size
 
-    def chunk(start, size):
-        part = {k: _slice_last(v, start, size) for k, v in per_param.items()}
+    def chunk(buffers, start, size):
+        part = {k: _slice_last(buffers.get(k, v), start, size) for k, v in per_param.items()}
         return fn(part, None if ids is None else _slice_last(ids, start, size), num_segments)
 
-    first, sums = chunk(0, chunk_size)
-    outs = {k: _update_last(tf.zeros(v.shape[:-1].as_list() + [p], v.dtype), v, 0) for k, v in first.items()}
+    first, sums = chunk({}, 0, chunk_size)
+    in_place = [k for k, v in first.items() if k in per_param and v.dtype == per_param[k].dtype
+                and v.shape[:-1] == per_param[k].shape[:-1]]
+    outs = {k: _update_last(per_param[k] if k in in_place else tf.zeros(v.shape[:-1].as_list() + [p], v.dtype),
+                            v, 0) for k, v in first.items()}
 
     def body(i, outs, sums):
         start = i * chunk_size
-        out, part_sums = chunk(start, chunk_size)
+        out, part_sums = chunk({k: outs[k] for k in in_place}, start, chunk_size)
         return (i + 1, {k: _update_last(outs[k], out[k], start) for k in outs},
                 {k: sums[k] + v for k, v in part_sums.items()})
 
@@ -542,7 +550,7 @@ def _chunked_loop(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
                                   parallel_iterations=1)
     if p > num_full * chunk_size:  # the last, shorter chunk
         start = num_full * chunk_size
-        out, part_sums = chunk(start, p - start)
+        out, part_sums = chunk({k: outs[k] for k in in_place}, start, p - start)
         outs = {k: _update_last(outs[k], out[k], start) for k in outs}
         sums = {k: sums[k] + v for k, v in part_sums.items()}
     return outs, sums
