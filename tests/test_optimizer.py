@@ -398,8 +398,8 @@ def test_weights_errors(tmp_path):
 
 
 def test_initial_lr_range_may_differ_from_the_stored_config():
-    config = lopt_tf.HRNNConfig(init_lr_range=(1e-4, 1e-4))
-    opt = lopt_tf.LearnedOptimizer(hrnn_config=config)
+    config = lopt_tf.HRNNConfig(init_lr_range=(1e-4, 1e-4))  # the 2017 design draws its initial LRs in a range
+    opt = lopt_tf.LearnedOptimizer(weights="hrnn_v4_x0.03", hrnn_config=config)
     assert opt.hrnn_config.init_lr_range == (1e-4, 1e-4)
     variable = keras.Variable(np.zeros(5, np.float32))
     opt.build([variable])
@@ -430,12 +430,12 @@ def test_initialisation_fields_do_not_block_loading(tmp_path):
         lopt_tf.load_weights(path, lopt_tf.HRNNConfig(num_gradient_scales=3))
 
 
-def test_default_weights_are_meta_trained_and_init_stays_available():
-    assert {"init", lopt_tf.DEFAULT_WEIGHTS} <= set(lopt_tf.available_weights())
-    assert lopt_tf.DEFAULT_WEIGHTS != "init"
+def test_default_weights_are_meta_trained_and_the_initialisations_stay_available():
+    assert {"init", "stable_init", "hrnn_v4_x0.03", lopt_tf.DEFAULT_WEIGHTS} <= set(lopt_tf.available_weights())
+    assert lopt_tf.DEFAULT_WEIGHTS not in ("init", "stable_init")
     meta, config, info = lopt_tf.load_weights()
     assert info["meta_steps"] > 0
-    init_meta, init_config, _ = lopt_tf.load_weights("init")
+    init_meta, init_config, _ = lopt_tf.load_weights("stable_init")  # the default's starting point
     same_architecture = {f: getattr(init_config, f) for f in lopt_tf.weights.INIT_FIELDS}
     assert dataclasses.replace(config, **same_architecture) == init_config
     assert any(not np.array_equal(meta[k], init_meta[k]) for k in meta)

@@ -272,6 +272,14 @@ def test_shipped_stable_initialisation_is_the_preset():
     assert opt.hrnn_config == STABLE
 
 
+def test_shipped_meta_trained_stable_set_is_the_preset_and_the_default():
+    meta, config, info = load_weights("stable_v1")
+    assert config == STABLE and info["meta_steps"] > 0
+    start = hrnn.init_meta_numpy(STABLE)
+    assert any(not np.array_equal(meta[k], start[k]) for k in start)
+    assert lopt_tf.DEFAULT_WEIGHTS == "stable_v1" and lopt_tf.LearnedOptimizer().hrnn_config == STABLE
+
+
 # --- trains like Adam(1e-3) before meta-training -------------------------------------------------------------------
 def _classification(n=512, d=16, image=False, seed=0):
     """Labels of a random two-layer teacher, so a small net can fit them."""
@@ -312,12 +320,14 @@ def _final_loss(optimizer, image, steps=300, batch=32):
     return float(train(tf.constant(x), tf.constant(y)))
 
 
+@pytest.mark.parametrize("weights", [STABLE_WEIGHTS, "stable_v1"])
 @pytest.mark.parametrize("image", [False, True], ids=["mlp", "convnet"])
-def test_stable_initialisation_trains_within_2x_of_adam(image):
-    """Minibatch training of a small MLP and ConvNet: the untrained stable initialisation ends within 2x of
-    Adam(1e-3)'s final loss (docs/stable_design.md has the 10,000-step MNIST version)."""
+def test_stable_sets_train_within_2x_of_adam(image, weights):
+    """Minibatch training of a small MLP and ConvNet: the untrained stable initialisation and the meta-trained
+    set made from it end within 2x of Adam(1e-3)'s final loss (docs/stable_design.md has the 10,000-step MNIST
+    version)."""
     adam = _final_loss(keras.optimizers.Adam(1e-3), image)
-    learned = _final_loss(lopt_tf.LearnedOptimizer(weights=STABLE_WEIGHTS), image)
+    learned = _final_loss(lopt_tf.LearnedOptimizer(weights=weights), image)
     assert math.isfinite(learned) and learned <= 2.0 * adam, (learned, adam)
     assert adam < 0.5 * math.log(4)  # the task is learnable in this many steps
 
