@@ -3,6 +3,7 @@ changes the update, the 2017 values keep the 2017 step, the bounds hold, and the
 initialisation of the "stable" preset trains like Adam(1e-3) before any meta-training."""
 
 import dataclasses
+import functools
 import math
 
 import keras
@@ -273,10 +274,9 @@ def test_shipped_stable_initialisation_is_the_preset():
 
 
 def test_shipped_meta_trained_stable_set_is_the_preset_and_the_default():
-    meta, config, info = load_weights("stable_v1")
-    assert config == STABLE and info["meta_steps"] > 0
-    start = hrnn.init_meta_numpy(STABLE)
-    assert any(not np.array_equal(meta[k], start[k]) for k in start)
+    # That the default is meta-trained from `stable_init`: test_optimizer's default-weights test.
+    _, config, _ = load_weights("stable_v1")
+    assert config == STABLE
     assert lopt_tf.DEFAULT_WEIGHTS == "stable_v1" and lopt_tf.LearnedOptimizer().hrnn_config == STABLE
 
 
@@ -320,13 +320,19 @@ def _final_loss(optimizer, image, steps=300, batch=32):
     return float(train(tf.constant(x), tf.constant(y)))
 
 
+@functools.lru_cache(maxsize=None)
+def _adam_final_loss(image):
+    """Adam(1e-3)'s `_final_loss`, run once per task for every weight set compared to it."""
+    return _final_loss(keras.optimizers.Adam(1e-3), image)
+
+
 @pytest.mark.parametrize("weights", [STABLE_WEIGHTS, "stable_v1"])
 @pytest.mark.parametrize("image", [False, True], ids=["mlp", "convnet"])
 def test_stable_sets_train_within_2x_of_adam(image, weights):
     """Minibatch training of a small MLP and ConvNet: the untrained stable initialisation and the meta-trained
     set made from it end within 2x of Adam(1e-3)'s final loss (docs/stable_design.md has the 10,000-step MNIST
     version)."""
-    adam = _final_loss(keras.optimizers.Adam(1e-3), image)
+    adam = _adam_final_loss(image)
     learned = _final_loss(lopt_tf.LearnedOptimizer(weights=weights), image)
     assert math.isfinite(learned) and learned <= 2.0 * adam, (learned, adam)
     assert adam < 0.5 * math.log(4)  # the task is learnable in this many steps
