@@ -296,6 +296,25 @@ def test_meta_train_flag_overrides_round_trip():
         _parse(["--hrnn=use_atention=True"])
 
 
+def test_meta_train_starts_from_init_weights_given_with_hrnn_overrides(tmp_path):
+    from lopt_tf import hrnn
+
+    stable = lopt_tf.HRNNConfig.preset("stable")
+    path = str(tmp_path / "start.npz")
+    meta = hrnn.init_meta_numpy(stable, seed=3)
+    lopt_tf.save_weights(path, meta, stable)
+    overrides = [f"--hrnn={k}={v}" for k, v in stable.to_dict().items() if v != getattr(lopt_tf.HRNNConfig(), k)]
+    _, config = _parse(["--problem_set=quadratic", *overrides, f"--init_weights={path}"])
+    assert config.hrnn == stable and config.init_weights == path
+    trainer = MetaTrainer(config, str(tmp_path / "run"), verbose=0)
+    assert all(np.array_equal(trainer.meta_vars[k].numpy(), meta[k]) for k in meta)
+    # Weights of another architecture are refused, not silently replaced by a fresh initialisation.
+    _, mismatched = _parse(["--problem_set=quadratic", *overrides, "--hrnn=momentum_bias_correction=False",
+                            f"--init_weights={path}"])
+    with pytest.raises(lopt_tf.WeightsError, match="momentum_bias_correction"):
+        MetaTrainer(mismatched, str(tmp_path / "other"), verbose=0)
+
+
 def test_clipped_ratio_objective_sees_a_late_spike_that_the_log_ratio_hides():
     from train.unroll import objective_term
 

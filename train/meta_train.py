@@ -94,12 +94,13 @@ def define_flags(flag_values=FLAGS) -> None:
 
 
 def config_from_flags(flag_values=FLAGS):
-    """The run's `MetaTrainConfig`; an `--hrnn` override (a new architecture) starts from its own fresh
-    initialisation, whatever `--init_weights` says."""
+    """The run's `MetaTrainConfig`. An `--hrnn` override (a new architecture) starts from its own fresh
+    initialisation unless `--init_weights` is given too: then those weights start the run, and the trainer
+    refuses them (`WeightsError`) unless they were made for the architecture the overrides describe."""
     from train.trainer import MetaTrainConfig
 
     config = dataclass_from_flags(MetaTrainConfig, flag_values)
-    if flag_values.hrnn:
+    if flag_values.hrnn and not flag_values["init_weights"].present:
         config = dataclasses.replace(config, init_weights=None)
     return config
 
