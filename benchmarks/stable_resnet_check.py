@@ -2,6 +2,8 @@
 weight set: the loss must stay below 10x the first one (`keras_models.trains_stably`).
 
     python benchmarks/stable_resnet_check.py WEIGHTS [STEPS EVERY]
+
+WEIGHTS is a weight set (name or .npz path), "adam" (Adam at 1e-3) or "adam:LR".
 """
 import json
 import sys
@@ -17,7 +19,10 @@ steps, every = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (2
 with imagenet.mock_imagenet(num_examples=256, num_classes=10):
     problem = imagenet.small_imagenet_problem("resnet50_v2", image_size=64, num_classes=10, num_examples=256,
                                               batch_size=32)
-spec = OptimizerSpec("adam", learning_rate=1e-3) if weights == "adam" else OptimizerSpec("learned", weights=weights)
+if weights.split(":")[0] == "adam":
+    spec = OptimizerSpec("adam", learning_rate=float(weights.split(":")[1]) if ":" in weights else 1e-3)
+else:
+    spec = OptimizerSpec("learned", weights=weights)
 result = run_keras(problem, spec, steps, 0, every)
 print(json.dumps({"problem": problem.name, "weights": weights, "losses": result["losses"],
                   "max_over_first": max(result["losses"]) / result["losses"][0],

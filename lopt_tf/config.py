@@ -117,6 +117,12 @@ class HRNNConfig:
           under pure gradient noise its steps are about 4x Adam's, as ms_1 tracks the momentum's variance,
           not the gradient's).
       nominal_lr, nominal_beta2: the nominal step size and second-moment decay.
+      momentum_bias_correction: the momenta are bias-corrected EMAs, as Adam's m-hat:
+        a_k <- a_k + (1 - gamma_k) / (1 - gamma_k^t) * (g - a_k), t the tensor's step count (`nominal_count`;
+        needs nominal_term "adam"). False (2017): a_k <- gamma_k * a_k + (1 - gamma_k) * g from a zero decay on the
+        first step, so the first gradient keeps the weight gamma^(t-1) in every later momentum (0.39 after 10
+        steps at gamma = 0.9, Adam's bias-corrected m gives it 0.06): the first steps all move along the first
+        gradient, which blows a very deep network up once the nominal step exceeds Adam(1e-3)'s.
       learned_scale: the RMS of the learned direction over each tensor. "unit" (2017: dynamic output scaling,
         the direction has unit RMS, so its step does not shrink as the gradients vanish); "nominal_rms": the
         RMS of the nominal term's direction over the same tensor, so the learned step shrinks with Adam's as the
@@ -156,6 +162,7 @@ class HRNNConfig:
     nominal_term: str = "none"
     nominal_lr: float = 1e-3
     nominal_beta2: float = 0.999
+    momentum_bias_correction: bool = False
     learned_scale: str = "unit"
     # Initialisation constants (original flag names in brackets).
     gru_scale: float = 0.5  # biasgrucell_scale
@@ -193,6 +200,9 @@ class HRNNConfig:
             raise ValueError(f"learned_scale must be 'unit' or 'nominal_rms', got {self.learned_scale!r}.")
         if self.learned_scale == "nominal_rms" and (self.nominal_term == "none" or not self.dynamic_output_scale):
             raise ValueError("learned_scale='nominal_rms' needs a nominal_term and dynamic_output_scale=True.")
+        if self.momentum_bias_correction and self.nominal_term != "adam":
+            raise ValueError("momentum_bias_correction=True counts steps with the nominal term's counter: it needs "
+                             f"nominal_term='adam', got {self.nominal_term!r}.")
         if self.uses_anchor and not self.dynamic_output_scale:
             raise ValueError("lr_dynamics other than 'integrate' and init_lr='fixed' need a stored log learning "
                              "rate: set dynamic_output_scale=True.")
@@ -270,13 +280,14 @@ INIT_LR = ("random", "fixed")
 NOMINAL_TERMS = ("none", "adam", "scaled_momentum")
 
 # Named configurations. "2017": Wichrowska et al. (2017) as in the original `metarun.py` (the field defaults).
-# "stable": bounded learning-rate dynamics, a nominal Adam(1e-3) term, a fixed initial learning rate, the
-# absolute-learning-rate inputs on, and the learned step started 100x below the nominal one
+# "stable": bounded learning-rate dynamics, a nominal Adam(1e-3) term, bias-corrected momenta (as Adam's), a fixed
+# initial learning rate, the absolute-learning-rate inputs on, and the learned step started 100x below the nominal one
 # (docs/stable_design.md). Weights files store their full config, so a preset only names a starting point.
 PRESETS = {
     "2017": {},
     "stable": {
         "lr_dynamics": "readout", "init_lr": "fixed", "nominal_term": "adam", "use_lr_shortcut": True,
         "use_extreme_indicator": True, "stepsize_offset_init": -4.6, "learned_scale": "nominal_rms",
+        "momentum_bias_correction": True,
     },
 }

@@ -355,14 +355,15 @@ def _features(config: HRNNConfig, m, ms, log_lr, lr_mean):
     return tf.concat(feats, 0)
 
 
-def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_t, lr_mean_t):
+def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_t, lr_mean_t, count_t=None):
     """Everything of one step that is per parameter, on a slice of the flat buffer.
 
     `old`: slices over p parameters ([p], or [n, p] for h0, accum, ms) of the per-parameter state, of the
     gradients `g` (zero where not `ok`) and of `ok` (bool, False where the tensor keeps its state this step);
     `ids`: [p] tensor ids (None: one tensor);
     `bias0_t`: [S, 3*n0] top-down bias of the level-0 GRU per segment (the T tensors, and the padding if the
-    buffers are padded); `lr_mean_t`: [S] mean log LR for the relative-LR feature. Returns `(out, sums)`:
+    buffers are padded); `lr_mean_t`: [S] mean log LR for the relative-LR feature; `count_t`: [S] steps of each
+    segment including this one (`config.momentum_bias_correction`, else None). Returns `(out, sums)`:
     `out` holds such slices (the new per-parameter state, the raw directions and the LR readout), `sums` the
     per-segment sums the tensor-level math needs (the level-1 GRU input, the squared directions of the dynamic
     output scaling). `step` calls it on the whole buffer or, to bound memory, chunk by chunk; the math is the
@@ -382,7 +383,12 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     # Gradient history at multiple timescales and the paper's dynamic input scaling: momenta, EMAs of their
     # squares, asinh of their RMS-scaled values (original `optimizer/hierarchical_rnn.py`, `optimizer/utils.py`).
     gamma = _sqrt_chain(old["inp_decay"][None], kk)
-    accum = tf.where(ok_row, (1.0 - gamma) * g + gamma * old_accum, old_accum)
+    if count_t is None:
+        accum = tf.where(ok_row, (1.0 - gamma) * g + gamma * old_accum, old_accum)
+    else:  # Adam's bias correction (config docstring); the first step's rate is 1, as gamma^1 = gamma
+        t = tf.maximum(_gather(count_t, ids), 1.0)[None]
+        rate = (1.0 - gamma) / (1.0 - tf.pow(gamma, t) + _TINY)
+        accum = tf.where(ok_row, old_accum + rate * (g - old_accum), old_accum)
     beta = old["scl_decay"][None]
     if config.use_multiple_scale_decays:
         beta = _sqrt_chain(beta, kk)
@@ -618,9 +624,13 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     old = {k: state[k] for k in PER_PARAMETER_KEYS if k in state and k not in ("true_param", "nominal_ms")}
     old.update(g=g, ok=ok)
 
+    count_t = None  # steps per tensor, this one included (momentum_bias_correction)
+    if config.momentum_bias_correction:
+        count_t = pad_segments(state["nominal_count"] + tf.cast(tensor_ok, dtype), layout)
+
     def per_parameter(old_slice, ids, segments):
         old_slice = {k: v if k == "ok" else tf.cast(v, dtype) for k, v in old_slice.items()}  # per chunk
-        out, sums = _per_parameter(meta, config, old_slice, ids, segments, bias0_t, lr_mean_t)
+        out, sums = _per_parameter(meta, config, old_slice, ids, segments, bias0_t, lr_mean_t, count_t)
         if config.nominal_term != "none":  # what the nominal term reads, before the state is stored
             out["accum0"], out["ms0"] = out["accum"][0], out["ms"][0]
         # The new state in its stored dtype as soon as it is made, so that a chunked step holds no float32 copy

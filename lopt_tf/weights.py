@@ -26,11 +26,12 @@ RUNTIME_FIELDS = ("init_lr_range", "hold_without_gradient")
 INIT_FIELDS = ("gru_scale", "gru_gate_bias_init", "affine_scale", "readout_scale", "inp_decay_bias_init",
                "scl_decay_bias_init", "lr_momentum_logit_init", "stepsize_offset_init", "shortcut_init_mean",
                "shortcut_init_std")
-# The set `LearnedOptimizer()` uses: the "stable" design (bounded learning rate, nominal Adam term, fixed initial
-# step; docs/stable_design.md) meta-trained with PES on long horizons, picked by a 10,000-step validation on
-# held-out problems (see weights/TRAINING.md). The 2017 design's sets ("hrnn_v4_x0.03", "hrnn_v4", "hrnn_v3") and
-# the untrained initialisations ("init", "stable_init") stay available by name.
-DEFAULT_WEIGHTS = "stable_v1"
+# The set `LearnedOptimizer()` uses: the "stable" design (bounded learning rate, nominal Adam term with
+# bias-corrected momenta, fixed initial step; docs/stable_design.md) meta-trained with PES on long horizons, picked
+# by a 10,000-step validation on held-out problems (see weights/TRAINING.md). "stable_v1" (the same meta-parameters
+# without the momenta's bias correction), the 2017 design's sets ("hrnn_v4_x0.03", "hrnn_v4", "hrnn_v3") and the
+# untrained initialisations ("init", "stable_init") stay available by name.
+DEFAULT_WEIGHTS = "stable_v2"
 
 
 class WeightsError(ValueError):

@@ -65,7 +65,8 @@ def test_field_defaults_are_the_2017_behaviour_and_old_configs_load_with_them():
 
 @pytest.mark.parametrize("bad", [{"lr_dynamics": "clip"}, {"init_lr": "zero"}, {"nominal_term": "sgd"},
                                  {"lr_band": 0.0}, {"lr_leak": 1.0}, {"nominal_beta2": 1.0},
-                                 {"init_lr": "fixed", "dynamic_output_scale": False, "use_relative_lr": False}])
+                                 {"init_lr": "fixed", "dynamic_output_scale": False, "use_relative_lr": False},
+                                 {"momentum_bias_correction": True}])
 def test_bad_stability_fields_are_rejected(bad):
     with pytest.raises(ValueError):
         HRNNConfig(**bad)
@@ -89,11 +90,12 @@ def test_stable_preset_sizes():
 
 # --- each switch changes the update --------------------------------------------------------------------------
 SWITCHES = {"lr_dynamics": ["leaky", "readout"], "init_lr": ["fixed"], "nominal_term": ["adam", "scaled_momentum"],
-            "lr_anchor": [1e-2], "lr_band": [0.5], "nominal_lr": [1e-2]}
+            "lr_anchor": [1e-2], "lr_band": [0.5], "nominal_lr": [1e-2], "momentum_bias_correction": [True]}
 BASES = {"lr_dynamics": DEFAULT, "init_lr": DEFAULT, "nominal_term": DEFAULT,
          "lr_anchor": dataclasses.replace(DEFAULT, init_lr="fixed"),
          "lr_band": dataclasses.replace(DEFAULT, lr_dynamics="readout"),
-         "nominal_lr": dataclasses.replace(DEFAULT, nominal_term="adam")}
+         "nominal_lr": dataclasses.replace(DEFAULT, nominal_term="adam"),
+         "momentum_bias_correction": dataclasses.replace(DEFAULT, nominal_term="adam")}
 
 
 @pytest.mark.parametrize("field,value", [(f, v) for f, vs in SWITCHES.items() for v in vs])
@@ -181,8 +183,10 @@ def adam_only(config):
     return meta
 
 
-def test_nominal_adam_term_is_adam_when_the_learned_step_is_zero():
-    config = dataclasses.replace(DEFAULT, nominal_term="adam", learnable_decay=False)
+@pytest.mark.parametrize("bias_correction", [False, True])
+def test_nominal_adam_term_is_adam_when_the_learned_step_is_zero(bias_correction):
+    config = dataclasses.replace(DEFAULT, nominal_term="adam", learnable_decay=False,
+                                 momentum_bias_correction=bias_correction)
     meta = adam_only(config)
     rng = np.random.default_rng(0)
     params = [tf.constant(rng.normal(size=[5, 4]), tf.float32), tf.constant(rng.normal(size=[4]), tf.float32)]
@@ -193,7 +197,12 @@ def test_nominal_adam_term_is_adam_when_the_learned_step_is_zero():
         grads = [rng.normal(size=p.shape) for p in params]
         params, state = hrnn.step(meta, config, params, [tf.constant(g, tf.float32) for g in grads], state)
         for i, g in enumerate(grads):
-            m[i] = g if t == 1 else 0.89 * m[i] + 0.11 * g  # the HRNN's fixed input decay (learnable_decay=False)
+            # The HRNN's fixed input decay (learnable_decay=False) is 0.89; bias-corrected, its momentum is Adam's
+            # m-hat with beta_1 = 0.89 from the second step on (the first step's decay is the state's initial 0).
+            if bias_correction:
+                m[i] = g if t == 1 else (0.89 * m[i] * (1 - 0.89 ** (t - 1)) + 0.11 * g) / (1 - 0.89 ** t)
+            else:
+                m[i] = g if t == 1 else 0.89 * m[i] + 0.11 * g
             v[i] = 0.999 * v[i] + 0.001 * g * g
             expected[i] -= 1e-3 * m[i] / (np.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-7)
         for p, e in zip(params, expected):
@@ -273,11 +282,13 @@ def test_shipped_stable_initialisation_is_the_preset():
     assert opt.hrnn_config == STABLE
 
 
-def test_shipped_meta_trained_stable_set_is_the_preset_and_the_default():
+def test_shipped_meta_trained_stable_sets_and_the_default():
     # That the default is meta-trained from `stable_init`: test_optimizer's default-weights test.
-    _, config, _ = load_weights("stable_v1")
-    assert config == STABLE
-    assert lopt_tf.DEFAULT_WEIGHTS == "stable_v1" and lopt_tf.LearnedOptimizer().hrnn_config == STABLE
+    v1_meta, v1_config, _ = load_weights("stable_v1")
+    assert v1_config == dataclasses.replace(STABLE, momentum_bias_correction=False)  # as it was meta-trained
+    v2_meta, v2_config, _ = load_weights("stable_v2")
+    assert v2_config == STABLE and all(np.array_equal(v1_meta[k], v2_meta[k]) for k in v1_meta)
+    assert lopt_tf.DEFAULT_WEIGHTS == "stable_v2" and lopt_tf.LearnedOptimizer().hrnn_config == STABLE
 
 
 # --- trains like Adam(1e-3) before meta-training -------------------------------------------------------------------
@@ -326,7 +337,7 @@ def _adam_final_loss(image):
     return _final_loss(keras.optimizers.Adam(1e-3), image)
 
 
-@pytest.mark.parametrize("weights", [STABLE_WEIGHTS, "stable_v1"])
+@pytest.mark.parametrize("weights", [STABLE_WEIGHTS, "stable_v2"])
 @pytest.mark.parametrize("image", [False, True], ids=["mlp", "convnet"])
 def test_stable_sets_train_within_2x_of_adam(image, weights):
     """Minibatch training of a small MLP and ConvNet: the untrained stable initialisation and the meta-trained
