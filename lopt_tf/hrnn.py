@@ -18,7 +18,8 @@ them as they are and leaves them out of every per-tensor statistic.
     h0 [n0, P]      per-parameter GRU state          accum [K, P]   momenta at K timescales
     ms [K, P]       mean squares of the momenta      scl_decay, inp_decay [P]  decays for the next step
     log_lr [P]      per-parameter log learning rate  true_param [P] true parameters (attention only)
-    nominal_ms [P]  second moment of the nominal Adam term, nominal_count [T] its steps (nominal_term "adam")
+    nominal_ms [P]  second moment of the nominal Adam term, nominal_count [T] its steps (nominal_term "adam";
+                    the count also drives the momenta's bias correction, `momentum_bias_correction`)
     h1 [T, n1]      per-tensor GRU states            h2 [n2]        global GRU state
     skipped []      int32, tensor updates skipped because of non-finite gradients
 """

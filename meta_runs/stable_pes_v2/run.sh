@@ -3,7 +3,8 @@
 # per-tensor RMS) on models like users' (problem set "user_like": MLPs / ConvNets with and without BatchNorm /
 # LayerNorm and small RNNs on freshly sampled data, weight-scale augmented), task horizons log-uniform in
 # 100..10,000 inner steps, clipped normalised-loss objective scored on each step's mini-batch loss. Starts from
-# the preset's fresh initialisation (identical to lopt_tf/weights/stable_init.npz).
+# the fresh initialisation of that architecture (the values of lopt_tf/weights/stable_init.npz, whose config also
+# has the momenta's bias correction, which this run does not).
 # Rerun this script to resume (--resume continues exactly from the latest checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
