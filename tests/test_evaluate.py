@@ -198,3 +198,13 @@ def test_late_spike_is_the_worst_second_half_rise_over_the_best_loss_before_it()
     assert late_spike([5.0, 1.0, 0.1, 0.2, 5.0, 0.05]) == pytest.approx(50.0)  # recovered by the end: still seen
     assert late_spike([5.0, 1.0, 0.1, math.inf]) == math.inf
     assert late_spike([1.0, 0.0, 0.0, 0.1]) == math.inf  # rising from an exact zero
+
+
+def test_lr_sweep_moves_the_learned_optimizer_of_either_design():
+    from train.evaluation.synthetic import learned_at_lr
+
+    fixed = learned_at_lr("stable_v2", 1e-2)  # fixed initial step: the sweep scales the step (anchor 1e-3)
+    assert fixed.learning_rate == pytest.approx(10.0) and fixed.init_lr is None
+    drawn = learned_at_lr("hrnn_v4", 1e-2)  # 2017 design: the sweep sets the initial learning rates
+    assert drawn.init_lr == 1e-2 and drawn.learning_rate == 1.0
+

@@ -10,7 +10,7 @@ import numpy as np
 
 import problems
 from train.evaluation import plots
-from train.evaluation.optimizers import BASELINES, LABELS, OptimizerSpec
+from train.evaluation.optimizers import BASELINES, LABELS, OptimizerSpec, resolve_weights
 from train.evaluation.runs import final_loss, run_synthetic, steps_to_reach, summarize
 from train.evaluation.tuning import half_decades, tune
 
@@ -92,9 +92,20 @@ def meta_distribution(ctx) -> dict:
             "figures": ["exp1_meta_distribution.png"]}
 
 
+def learned_at_lr(weights: str, lr: float) -> OptimizerSpec:
+    """The learned optimizer started at learning rate `lr`, for experiment 4's sweep: the initial per-parameter
+    learning rate of a design that draws them (2017: `init_lr="random"`, the paper's Fig. 5), or the whole step
+    scaled so that its anchor is `lr` (`learning_rate` = lr / lr_anchor) for one whose initial step is fixed
+    (`init_lr="fixed"`: there the initial learning rate is not a setting, the step multiplier is)."""
+    _, config, _ = resolve_weights(weights)
+    if config.init_lr == "fixed":
+        return OptimizerSpec("learned", weights=weights, learning_rate=lr / config.lr_anchor)
+    return OptimizerSpec("learned", weights=weights, init_lr=lr)
+
+
 def lr_robustness(ctx) -> dict:
-    """Experiment 4: final loss over initial learning rates 1e-6 .. 1e-1 (learned) vs learning rates (Adam,
-    RMSProp); spread = standard deviation over the sweep of log10(final loss), averaged over problems."""
+    """Experiment 4: final loss over learning rates 1e-6 .. 1e-1 (learned: `learned_at_lr`; Adam, RMSProp: their
+    learning rate); spread = standard deviation over the sweep of log10(final loss), averaged over problems."""
     lrs = [10.0 ** e for e in range(-6, 0)]
     items = held_out_problems(ctx)[: ctx.size(3, 10)]
     steps, every = ctx.size(100, 1000), ctx.size(10, 50)
@@ -103,8 +114,8 @@ def lr_robustness(ctx) -> dict:
     for i, problem in enumerate(items):
         run = cached_runner(ctx, problem, steps, every)
         for kind in curves:
-            specs = [OptimizerSpec("learned", weights=ctx.weights, init_lr=lr) if kind == "learned"
-                     else OptimizerSpec(kind, learning_rate=lr) for lr in lrs]
+            specs = [learned_at_lr(ctx.weights, lr) if kind == "learned" else OptimizerSpec(kind, learning_rate=lr)
+                     for lr in lrs]
             finals = [np.mean([final_loss(run(s, seed)) for seed in ctx.seeds]) for s in specs]
             curves[kind].append([float(f) for f in finals])
         bar.update(i + 1)
