@@ -364,7 +364,7 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     `ids`: [p] tensor ids (None: one tensor);
     `bias0_t`: [S, 3*n0] top-down bias of the level-0 GRU per segment (the T tensors, and the padding if the
     buffers are padded); `lr_mean_t`: [S] mean log LR for the relative-LR feature; `count_t`: [S] steps of each
-    segment including this one (`config.momentum_bias_correction`, else None). Returns `(out, sums)`:
+    segment including this one, at least 1 (`config.momentum_bias_correction`, else None). Returns `(out, sums)`:
     `out` holds such slices (the new per-parameter state, the raw directions and the LR readout), `sums` the
     per-segment sums the tensor-level math needs (the level-1 GRU input, the squared directions of the dynamic
     output scaling). `step` calls it on the whole buffer or, to bound memory, chunk by chunk; the math is the
@@ -387,7 +387,7 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
     if count_t is None:
         accum = tf.where(ok_row, (1.0 - gamma) * g + gamma * old_accum, old_accum)
     else:  # Adam's bias correction (config docstring); the first step's rate is 1, as gamma^1 = gamma
-        t = tf.maximum(_gather(count_t, ids), 1.0)[None]
+        t = _gather(count_t, ids)[None]
         rate = (1.0 - gamma) / (1.0 - tf.pow(gamma, t) + _TINY)
         accum = tf.where(ok_row, old_accum + rate * (g - old_accum), old_accum)
     beta = old["scl_decay"][None]
@@ -461,10 +461,11 @@ def _log_lr_dynamics(meta, config: HRNNConfig, log_lr, lr_out, anchor):
     return step_log_lr, anchor + band * tf.tanh(((1.0 - config.lr_leak) * z + (1.0 - keep) * lr_out) / band)
 
 
-def _nominal_direction(config: HRNNConfig, state, g, accum, ms, tensor_ok, seg: Segments):
+def _nominal_direction(config: HRNNConfig, state, g, accum, ms, count, seg: Segments):
     """The nominal term's direction [P] and its new state (nominal_term "adam" or "scaled_momentum").
 
-    `accum`, `ms`: [P], the shortest timescale's momentum and mean square (rows 0 of the new `accum`, `ms`).
+    `accum`, `ms`: [P], the shortest timescale's momentum and mean square (rows 0 of the new `accum`, `ms`);
+    `count`: [T] the new `nominal_count` ("adam"; None otherwise).
     "adam": Keras Adam's m / (sqrt(v_hat) + eps) with m the HRNN's shortest-timescale momentum `accum[0]`
     (equal to the gradient on the first step, as a bias-corrected m) and v_hat the bias-corrected EMA of g^2,
     kept as v_hat itself: v_hat_t = v_hat_{t-1} + (1 - beta2) / (1 - beta2^t) * (g^2 - v_hat_{t-1}), t counted
@@ -473,7 +474,6 @@ def _nominal_direction(config: HRNNConfig, state, g, accum, ms, tensor_ok, seg: 
     if config.nominal_term == "scaled_momentum":
         return accum * tf.math.rsqrt(ms + _TINY), {}
     beta2 = config.nominal_beta2
-    count = state["nominal_count"] + tf.cast(tensor_ok, g.dtype)  # [T]
     rate_t = (1.0 - beta2) / (1.0 - tf.pow(tf.constant(beta2, g.dtype), tf.maximum(count, 1.0)))
     rate = tf.reshape(seg.broadcast(rate_t[:, None]), [-1])
     v = state["nominal_ms"] + rate * (tf.square(g) - state["nominal_ms"])
@@ -625,9 +625,10 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
     old = {k: state[k] for k in PER_PARAMETER_KEYS if k in state and k not in ("true_param", "nominal_ms")}
     old.update(g=g, ok=ok)
 
-    count_t = None  # steps per tensor, this one included (momentum_bias_correction)
-    if config.momentum_bias_correction:
-        count_t = pad_segments(state["nominal_count"] + tf.cast(tensor_ok, dtype), layout)
+    # Steps per tensor, this one included: the nominal Adam term's bias correction and the momenta's. Per segment,
+    # at least 1 (the padding segment counts no steps), so the per-parameter math needs no clamp.
+    count = state["nominal_count"] + tf.cast(tensor_ok, dtype) if config.nominal_term == "adam" else None
+    count_t = tf.maximum(pad_segments(count, layout), 1.0) if config.momentum_bias_correction else None
 
     def per_parameter(old_slice, ids, segments):
         old_slice = {k: v if k == "ok" else tf.cast(v, dtype) for k, v in old_slice.items()}  # per chunk
@@ -679,7 +680,7 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         step_size = look_size = lr_mult * 2.0 * tf.sigmoid(out["lr_out"])
     nominal_step = None  # the nominal Adam-like step (config.nominal_term), added to the learned one
     if config.nominal_term != "none":
-        nominal, nominal_state = _nominal_direction(config, state, g, out["accum0"], out["ms0"], tensor_ok, seg)
+        nominal, nominal_state = _nominal_direction(config, state, g, out["accum0"], out["ms0"], count, seg)
         new_state.update(nominal_state)
         nominal_step = lr_mult * config.nominal_lr * tf.exp(meta["nominal/log_scale"]) * nominal
         if config.learned_scale == "nominal_rms":  # the learned direction takes the nominal one's RMS per tensor
