@@ -118,6 +118,24 @@ def test_cache_key_of_a_keras_run_does_not_depend_on_earlier_experiments(tmp_pat
     assert keys[0] == keys[1] and keys[0]["data"] is None
 
 
+def test_cached_runs_of_a_weight_set_are_keyed_by_its_values_and_its_config(tmp_path):
+    """The same meta-parameters under another config (e.g. a switch turned on) are another optimizer: their
+    cached runs must not be reused."""
+    import dataclasses
+
+    from lopt_tf.weights import load_weights, save_weights
+    from train.evaluation.optimizers import weights_digest
+
+    meta, config, _ = load_weights("stable_init")
+    paths = [str(tmp_path / f"{name}.npz") for name in ("a", "same", "other_config", "other_values")]
+    save_weights(paths[0], meta, config)
+    save_weights(paths[1], meta, config)
+    save_weights(paths[2], meta, dataclasses.replace(config, momentum_bias_correction=False))
+    save_weights(paths[3], {**meta, "nominal/log_scale": meta["nominal/log_scale"] + 0.1}, config)
+    a, same, other_config, other_values = (weights_digest(p) for p in paths)
+    assert a == same and len({a, other_config, other_values}) == 3
+
+
 def test_held_out_problems_start_at_the_given_seed_and_skip_excluded_names(tmp_path):
     from train.evaluation.context import Context
     from train.evaluation.synthetic import held_out_problems

@@ -49,16 +49,18 @@ def resolve_weights(weights: str):
 
 @functools.lru_cache(maxsize=None)
 def _digest(weights: str, stamp: int | None) -> str:
-    meta, _, _ = _load(weights, stamp)
+    meta, config, _ = _load(weights, stamp)
     h = hashlib.sha1()
     for k in sorted(meta):
         h.update(k.encode())
         h.update(meta[k].tobytes())
+    h.update(config.to_json().encode())
     return h.hexdigest()[:16]
 
 
 def weights_digest(weights: str) -> str:
-    """Hash of a weight set's values, so cached runs of a re-shipped set under the same name are not reused."""
+    """Hash of a weight set's values and architecture, so cached runs of a set re-shipped under the same name
+    (new values, or the same values under another config) are not reused."""
     return _digest(weights, _stamp(weights))
 
 
