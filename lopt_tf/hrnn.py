@@ -530,34 +530,45 @@ def _chunked_loop(fn, per_param: dict, ids, num_segments: int, chunk_size: int):
     chunk's (docs/performance.md#chunks-and-compile-time). Same math, chunk sums added in the same order.
 
     An output with the name, shape and dtype of an input (the new per-parameter state) overwrites that input's
-    buffer chunk by chunk: each chunk is read from the loop's carried buffer before it is written, so no second
-    whole-size copy is needed where the input's buffer can be reused (an XLA-compiled train step that updates
-    the optimizer's variables).
+    buffer chunk by chunk, so no second whole-size copy is needed where the input's buffer can be reused (an
+    XLA-compiled train step that updates the optimizer's variables). Each iteration reads the next chunk's old
+    state after writing its own and carries it to the next iteration: a chunk read in the same iteration as the
+    write made XLA copy every overwritten buffer whole, every iteration.
     """
     p = int(per_param["g"].shape[-1])
     num_full = p // chunk_size
 
-    def chunk(buffers, start, size):
-        part = {k: _slice_last(buffers.get(k, v), start, size) for k, v in per_param.items()}
+    def chunk(carried, start, size):
+        part = {k: carried[k] if k in carried else _slice_last(v, start, size) for k, v in per_param.items()}
         return fn(part, None if ids is None else _slice_last(ids, start, size), num_segments)
 
-    first, sums = chunk({}, 0, chunk_size)
+    # The first chunk traced outside the loop only for its outputs' shapes and dtypes (XLA drops its ops: the
+    # loop computes every full chunk).
+    first, first_sums = chunk({}, 0, chunk_size)
     in_place = [k for k, v in first.items() if k in per_param and v.dtype == per_param[k].dtype
                 and v.shape[:-1] == per_param[k].shape[:-1]]
-    outs = {k: _update_last(per_param[k] if k in in_place else tf.zeros(v.shape[:-1].as_list() + [p], v.dtype),
-                            v, 0) for k, v in first.items()}
+    outs = {k: per_param[k] if k in in_place else tf.zeros(v.shape[:-1].as_list() + [p], v.dtype)
+            for k, v in first.items()}
+    sums = {k: tf.zeros_like(v) for k, v in first_sums.items()}
 
-    def body(i, outs, sums):
+    def next_old(outs, start, size):
+        """The old state of the chunk at `start`, read from the buffers after the previous chunk was written
+        into them, so that no write waits for a read of the same buffer (else XLA copies the whole buffer)."""
+        return {k: _slice_last(outs[k], start, size) for k in in_place}
+
+    def body(i, outs, sums, old):
         start = i * chunk_size
-        out, part_sums = chunk({k: outs[k] for k in in_place}, start, chunk_size)
-        return (i + 1, {k: _update_last(outs[k], out[k], start) for k in outs},
-                {k: sums[k] + v for k, v in part_sums.items()})
+        out, part_sums = chunk(old, start, chunk_size)
+        outs = {k: _update_last(outs[k], out[k], start) for k in outs}
+        return (i + 1, outs, {k: sums[k] + v for k, v in part_sums.items()},  # the last iteration's read is
+                next_old(outs, tf.minimum(start + chunk_size, p - chunk_size), chunk_size))  # unused: in bounds
 
-    _, outs, sums = tf.while_loop(lambda i, *_: i < num_full, body, (tf.constant(1), outs, sums),
-                                  parallel_iterations=1)
+    _, outs, sums, _ = tf.while_loop(lambda i, *_: i < num_full, body,
+                                     (tf.constant(0), outs, sums, next_old(outs, 0, chunk_size)),
+                                     parallel_iterations=1)
     if p > num_full * chunk_size:  # the last, shorter chunk
         start = num_full * chunk_size
-        out, part_sums = chunk({k: outs[k] for k in in_place}, start, p - start)
+        out, part_sums = chunk(next_old(outs, start, p - start), start, p - start)
         outs = {k: _update_last(outs[k], out[k], start) for k in outs}
         sums = {k: sums[k] + v for k, v in part_sums.items()}
     return outs, sums
