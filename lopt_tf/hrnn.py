@@ -388,8 +388,7 @@ def _per_parameter(meta, config: HRNNConfig, old, ids, num_segments: int, bias0_
         accum = tf.where(ok_row, (1.0 - gamma) * g + gamma * old_accum, old_accum)
     else:  # Adam's bias correction (config docstring); the first step's rate is 1, as gamma^1 = gamma
         t = _gather(count_t, ids)[None]
-        gamma_t = _sqrt_chain(tf.pow(old["inp_decay"][None], t), kk)  # gamma_k^t: one power, not kk
-        rate = (1.0 - gamma) / (1.0 - gamma_t + _TINY)
+        rate = (1.0 - gamma) / (1.0 - tf.pow(gamma, t) + _TINY)
         accum = tf.where(ok_row, old_accum + rate * (g - old_accum), old_accum)
     beta = old["scl_decay"][None]
     if config.use_multiple_scale_decays:
