@@ -123,6 +123,17 @@ class HRNNConfig:
         first step, so the first gradient keeps the weight gamma^(t-1) in every later momentum (0.39 after 10
         steps at gamma = 0.9, Adam's bias-corrected m gives it 0.06): the first steps all move along the first
         gradient, which blows a very deep network up once the nominal step exceeds Adam(1e-3)'s.
+      global_lr: a multiplier of the whole step read out of the global GRU. "none" (2017); "readout": the update
+        (learned and nominal parts, and the attention look-ahead) is multiplied by exp(G), G = global_lr_band *
+        tanh(r), r = w . h2 + b a linear readout of this step's global GRU state (meta-parameters
+        `readout/global_lr_kernel`, `readout/global_lr_bias`, initialised to 0, so G = 0 and the optimizer is the
+        one without it until meta-training moves them; r is in units of the band, so that a meta-optimizer step
+        of a given size moves G by the band times that). One bounded, slowly varying log step per problem: it can
+        follow a problem whose best step is decades from the nominal Adam(1e-3) one, which the per-parameter
+        band (`lr_band`) around a fixed anchor cannot, and it cannot drift (VeLO's per-tensor step multiplier
+        read from its tensor-level network, `google/learned_optimization` `research/general_lopt/hyper_v2.py`,
+        moved up to the global level). Needs the full hierarchy (three level sizes).
+      global_lr_band: half-width, in nats, of G (4.6: two decades each way).
       learned_scale: the RMS of the learned direction over each tensor. "unit" (2017: dynamic output scaling,
         the direction has unit RMS, so its step does not shrink as the gradients vanish); "nominal_rms": the
         RMS of the nominal term's direction over the same tensor, so the learned step shrinks with Adam's as the
@@ -164,6 +175,8 @@ class HRNNConfig:
     nominal_beta2: float = 0.999
     momentum_bias_correction: bool = False
     learned_scale: str = "unit"
+    global_lr: str = "none"
+    global_lr_band: float = 4.6
     # Initialisation constants (original flag names in brackets).
     gru_scale: float = 0.5  # biasgrucell_scale
     gru_gate_bias_init: float = 2.2  # biasgrucell_gate_bias_init
@@ -203,6 +216,11 @@ class HRNNConfig:
         if self.momentum_bias_correction and self.nominal_term != "adam":
             raise ValueError("momentum_bias_correction=True counts steps with the nominal term's counter: it needs "
                              f"nominal_term='adam', got {self.nominal_term!r}.")
+        if self.global_lr not in GLOBAL_LR:
+            raise ValueError(f"global_lr must be one of {GLOBAL_LR}, got {self.global_lr!r}.")
+        if self.global_lr != "none" and (len(self.level_sizes) != 3 or not self.global_lr_band > 0):
+            raise ValueError("global_lr='readout' reads the global GRU: it needs three level_sizes and "
+                             f"global_lr_band > 0; got {self.level_sizes} and {self.global_lr_band}.")
         if self.uses_anchor and not self.dynamic_output_scale:
             raise ValueError("lr_dynamics other than 'integrate' and init_lr='fixed' need a stored log learning "
                              "rate: set dynamic_output_scale=True.")
@@ -278,6 +296,7 @@ class HRNNConfig:
 LR_DYNAMICS = ("integrate", "leaky", "readout")
 INIT_LR = ("random", "fixed")
 NOMINAL_TERMS = ("none", "adam", "scaled_momentum")
+GLOBAL_LR = ("none", "readout")
 
 # Named configurations. "2017": Wichrowska et al. (2017) as in the original `metarun.py` (the field defaults).
 # "stable": bounded learning-rate dynamics, a nominal Adam(1e-3) term, bias-corrected momenta (as Adam's), a fixed

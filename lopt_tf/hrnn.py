@@ -93,6 +93,8 @@ def meta_shapes(config: HRNNConfig) -> dict[str, tuple[int, ...]]:
         shapes["lr/anchor_offset"] = (2,)
     if config.nominal_term != "none":
         shapes["nominal/log_scale"] = ()
+    if config.global_lr == "readout":  # last, so the random draws of the other meta-parameters do not change
+        shapes.update({"readout/global_lr_kernel": (n[2],), "readout/global_lr_bias": ()})
     return shapes
 
 
@@ -133,8 +135,8 @@ def init_meta_numpy(config: HRNNConfig, seed: int = 0) -> dict[str, np.ndarray]:
             v = np.full(shape, c.lr_momentum_logit_init)
         elif name == "stepsize_offset":
             v = np.full(shape, c.stepsize_offset_init)
-        elif name in ("lr/anchor_offset", "nominal/log_scale"):
-            v = np.zeros(shape)  # the anchor and the nominal step start at their configured values
+        elif name in ("lr/anchor_offset", "nominal/log_scale") or name.startswith("readout/global_lr"):
+            v = np.zeros(shape)  # the anchor, the nominal step and the global multiplier start as configured
         else:  # readout kernels from the level-0 state
             v = rng.normal(0.0, c.readout_scale / math.sqrt(c.level_sizes[0]), shape)
         meta[name] = np.asarray(v, np.float32)
@@ -672,6 +674,9 @@ def step(meta, config: HRNNConfig, params, grads, state, learning_rate=1.0, acti
         if len(n) == 3:
             g_in = tf.reduce_mean(h1, 0, keepdims=True) if config.global_input == "mean" else h1[-1:]
             new_state["h2"] = _bias_gru(meta, "l2", g_in, h2_prev[None])[0]
+    if config.global_lr == "readout":  # the bounded global log step, read from this step's global state
+        raw = tf.reduce_sum(new_state["h2"] * meta["readout/global_lr_kernel"]) + meta["readout/global_lr_bias"]
+        lr_mult = lr_mult * tf.exp(config.global_lr_band * tf.tanh(raw))
 
     def unit_rms(name):
         """The direction normalised to unit RMS over each tensor (dynamic output scaling)."""

@@ -380,6 +380,14 @@ def _user_like_families(augment: bool, data: str = "all") -> tuple[Family, ...]:
 PROBLEM_SETS["user_like"] = _user_like_families(augment=True)
 PROBLEM_SETS["user_like_valid"] = _user_like_families(augment=False, data="class_conditional")
 PROBLEM_SETS["user_like_teacher"] = _user_like_families(augment=False, data="teacher")
+# The user-like families and the 2017 synthetic ones ("default": quadratics, test functions, softmax regressions,
+# ...) at equal total weight: problems whose best step is decades away from Adam(1e-3)'s beside networks whose best
+# step is near it, for a learned optimizer with a global step multiplier (HRNNConfig.global_lr). The evaluation's
+# held-out synthetic problems come from "default" at seeds the trainer never draws (experiment 1).
+_USER_LIKE_WEIGHT = sum(f.weight for f in PROBLEM_SETS["user_like"])
+PROBLEM_SETS["user_like_default"] = PROBLEM_SETS["user_like"] + tuple(
+    dataclasses.replace(f, weight=f.weight * _USER_LIKE_WEIGHT / sum(g.weight for g in PROBLEM_SETS["default"]))
+    for f in PROBLEM_SETS["default"])
 
 @dataclasses.dataclass(frozen=True)
 class ProblemSampler:

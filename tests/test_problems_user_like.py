@@ -256,3 +256,15 @@ def test_adam_reference_lowers_the_loss():
     curve = adam_run(p, 60, learning_rate=1e-2, seed=0, chunk=30, jit_compile=False)
     assert [s for s, _ in curve] == [0, 30, 60]
     assert curve[-1][1] < 0.8 * curve[0][1]
+
+
+def test_user_like_default_set_is_both_sets_at_equal_total_weight():
+    mixed = ProblemSampler.named("user_like_default")
+    user, default = ProblemSampler.named("user_like"), ProblemSampler.named("default")
+    assert mixed.names == user.names + default.names
+    probabilities = mixed.probabilities()
+    assert sum(probabilities[n] for n in user.names) == pytest.approx(0.5)
+    for name, p in default.probabilities().items():  # the synthetic families keep their relative weights
+        assert probabilities[name] == pytest.approx(0.5 * p)
+    drawn = [mixed.choose(seed)[0].name in user.names for seed in range(400)]
+    assert 0.4 < np.mean(drawn) < 0.6

@@ -395,3 +395,52 @@ def test_learned_scale_needs_a_nominal_term():
     with pytest.raises(ValueError, match="learned_scale"):
         dataclasses.replace(STABLE, learned_scale="rms")
     assert STABLE.learned_scale == "nominal_rms" and DEFAULT.learned_scale == "unit"
+
+
+# --- the global log step (global_lr="readout") ------------------------------------------------------------------------
+GLOBAL = dataclasses.replace(STABLE, global_lr="readout", global_lr_band=2.0)
+
+
+def _global_run(global_bias, steps=3):
+    """Parameters after `steps` steps of GLOBAL, from stable_init's values and a global readout bias."""
+    meta = {**load_weights(STABLE_WEIGHTS)[0], "readout/global_lr_kernel": np.zeros(20, np.float32),
+            "readout/global_lr_bias": np.float32(global_bias)}
+    return run(GLOBAL, steps=steps, meta={k: tf.constant(v) for k, v in meta.items()})[0]
+
+
+def test_global_step_starts_as_the_optimizer_without_it_and_its_draws_are_unchanged():
+    meta = hrnn.init_meta_numpy(GLOBAL)
+    base = hrnn.init_meta_numpy(STABLE)
+    assert set(meta) - set(base) == {"readout/global_lr_kernel", "readout/global_lr_bias"}
+    assert all(np.array_equal(meta[k], base[k]) for k in base)
+    assert not np.any(meta["readout/global_lr_kernel"]) and meta["readout/global_lr_bias"] == 0
+    stable_meta = {k: tf.constant(v) for k, v in load_weights(STABLE_WEIGHTS)[0].items()}
+    np.testing.assert_array_equal(_global_run(0.0), run(STABLE, meta=stable_meta)[0])
+
+
+@pytest.mark.parametrize("bias,log_step", [(1e3, 2.0), (-1e3, -2.0), (0.5, 2.0 * math.tanh(0.5))])
+def test_global_step_multiplies_the_first_update_by_its_bounded_exponential(bias, log_step):
+    # One step from zero parameters: the update is exactly the factor exp(G) times the update at G = 0.
+    np.testing.assert_allclose(_global_run(bias, steps=1), math.exp(log_step) * _global_run(0.0, steps=1), rtol=1e-5)
+
+
+def test_global_step_needs_the_global_level_and_gets_a_meta_gradient():
+    for bad in ({"global_lr": "integrate"}, {"global_lr": "readout", "level_sizes": (10, 20)},
+                {"global_lr": "readout", "global_lr_band": 0.0}):
+        with pytest.raises(ValueError, match="global_lr"):
+            dataclasses.replace(STABLE, **bad)
+    variables = {k: tf.Variable(v) for k, v in hrnn.init_meta(GLOBAL).items()}
+    loss = quadratic(8)
+    with tf.GradientTape() as tape:
+        ps = [tf.zeros([8]), tf.zeros([])]
+        st = hrnn.init_state(variables, GLOBAL, ps)
+        total = 0.0
+        for _ in range(5):
+            with tf.GradientTape() as inner:
+                inner.watch(ps)
+                value = loss(ps)
+            ps, st = hrnn.step(variables, GLOBAL, ps, inner.gradient(value, ps), st)
+            total += tf.math.log(loss(ps))
+    grads = tape.gradient(total, [variables["readout/global_lr_kernel"], variables["readout/global_lr_bias"]])
+    assert all(g is not None and np.all(np.isfinite(g)) and np.any(g.numpy() != 0) for g in grads)
+    assert grads[1].numpy() < 0  # a larger step lowers the loss of this quadratic's first steps
