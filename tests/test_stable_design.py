@@ -349,19 +349,30 @@ def test_stable_sets_train_within_2x_of_adam(image, weights):
     assert adam < 0.5 * math.log(4)  # the task is learnable in this many steps
 
 
-def test_stable_weights_export_and_keras_round_trip(tmp_path):
+def _global_weights(tmp_path) -> str:
+    """stable_init with a non-zero global step readout, as a weights file."""
+    meta = {**load_weights(STABLE_WEIGHTS)[0], "readout/global_lr_bias": np.float32(0.3),
+            "readout/global_lr_kernel": np.linspace(-0.5, 0.5, 20).astype(np.float32)}
+    path = str(tmp_path / "global.npz")
+    lopt_tf.save_weights(path, meta, GLOBAL)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["stable", "global"])
+def test_stable_weights_export_and_keras_round_trip(tmp_path, kind):
+    weights, expected_config = (STABLE_WEIGHTS, STABLE) if kind == "stable" else (_global_weights(tmp_path), GLOBAL)
     path = str(tmp_path / "stable_savedmodel")
-    lopt_tf.export_saved_model(path, weights=STABLE_WEIGHTS)
+    lopt_tf.export_saved_model(path, weights=weights)
     loaded = tf.saved_model.load(path)
     param = tf.constant(np.linspace(-1, 1, 37), tf.float32)
     grad = tf.sin(param * 3.0)
     out = loaded.signatures["step"](param=param, grad=grad, **loaded.signatures["init_state"](param=param))
-    meta, config, _ = load_weights(STABLE_WEIGHTS)
+    meta, config, _ = load_weights(weights)
     (expected,), _ = hrnn.step(meta, config, [param], [grad], hrnn.init_state(meta, config, [param]))
     np.testing.assert_allclose(out["param"], expected, rtol=1e-6, atol=1e-7)
-    opt = lopt_tf.LearnedOptimizer(weights=STABLE_WEIGHTS, seed=2)
+    opt = lopt_tf.LearnedOptimizer(weights=weights, seed=2)
     again = lopt_tf.LearnedOptimizer.from_config(opt.get_config())
-    assert again.hrnn_config == STABLE and again.get_config() == opt.get_config()
+    assert again.hrnn_config == expected_config and again.get_config() == opt.get_config()
 
 
 # --- learned_scale ----------------------------------------------------------------------------------------------
