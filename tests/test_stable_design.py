@@ -238,6 +238,23 @@ def test_scaled_momentum_nominal_term_needs_no_extra_state():
     np.testing.assert_allclose(new, -1e-3 * np.sign(g), rtol=1e-5)  # a_1 / sqrt(a_1^2) on the first step
 
 
+def _meta_gradient(config, steps):
+    """Gradient of the summed log loss of `steps` steps on a quadratic with respect to every meta-parameter."""
+    variables = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
+    loss = quadratic(8)
+    with tf.GradientTape() as tape:
+        ps = [tf.zeros([8]), tf.zeros([])]
+        st = hrnn.init_state(variables, config, ps)
+        total = 0.0
+        for _ in range(steps):
+            with tf.GradientTape() as inner:
+                inner.watch(ps)
+                value = loss(ps)
+            ps, st = hrnn.step(variables, config, ps, inner.gradient(value, ps), st)
+            total += tf.math.log(loss(ps))
+    return tape.gradient(total, variables)
+
+
 # --- the whole stable configuration ----------------------------------------------------------------------------
 def test_stable_step_chunked_xla_and_meta_gradient():
     rng = np.random.default_rng(0)
@@ -253,20 +270,8 @@ def test_stable_step_chunked_xla_and_meta_gradient():
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(c, a, rtol=1e-5, atol=1e-6)
 
-    loss = quadratic(8)
     for config in (STABLE, dataclasses.replace(STABLE, lr_dynamics="leaky")):
-        variables = {k: tf.Variable(v) for k, v in hrnn.init_meta(config).items()}
-        with tf.GradientTape() as tape:
-            ps = [tf.zeros([8]), tf.zeros([])]
-            st = hrnn.init_state(variables, config, ps)
-            total = 0.0
-            for _ in range(10):
-                with tf.GradientTape() as inner:
-                    inner.watch(ps)
-                    value = loss(ps)
-                ps, st = hrnn.step(variables, config, ps, inner.gradient(value, ps), st)
-                total += tf.math.log(loss(ps))
-        meta_grads = tape.gradient(total, variables)
+        meta_grads = _meta_gradient(config, steps=10)
         for key in ("nominal/log_scale", "lr/anchor_offset", "stepsize_offset", "readout/lr_kernel",
                     "readout/lr_bias", "readout/direction"):
             assert meta_grads[key] is not None and np.all(np.isfinite(meta_grads[key])), key
@@ -440,18 +445,7 @@ def test_global_step_needs_the_global_level_and_gets_a_meta_gradient():
                 {"global_lr": "readout", "global_lr_band": 0.0}):
         with pytest.raises(ValueError, match="global_lr"):
             dataclasses.replace(STABLE, **bad)
-    variables = {k: tf.Variable(v) for k, v in hrnn.init_meta(GLOBAL).items()}
-    loss = quadratic(8)
-    with tf.GradientTape() as tape:
-        ps = [tf.zeros([8]), tf.zeros([])]
-        st = hrnn.init_state(variables, GLOBAL, ps)
-        total = 0.0
-        for _ in range(5):
-            with tf.GradientTape() as inner:
-                inner.watch(ps)
-                value = loss(ps)
-            ps, st = hrnn.step(variables, GLOBAL, ps, inner.gradient(value, ps), st)
-            total += tf.math.log(loss(ps))
-    grads = tape.gradient(total, [variables["readout/global_lr_kernel"], variables["readout/global_lr_bias"]])
+    meta_grads = _meta_gradient(GLOBAL, steps=5)
+    grads = [meta_grads["readout/global_lr_kernel"], meta_grads["readout/global_lr_bias"]]
     assert all(g is not None and np.all(np.isfinite(g)) and np.any(g.numpy() != 0) for g in grads)
     assert grads[1].numpy() < 0  # a larger step lowers the loss of this quadratic's first steps
