@@ -4,11 +4,16 @@ Each variant is `name=path/to/hrnn.py` (a file with `hrnn.step`'s module API, e.
 with `git show <commit>:lopt_tf/hrnn.py > /tmp/hrnn_old.py`) or `name=module` (e.g. `lopt_tf.hrnn`), with
 optional suffixes `:bfloat16` for bfloat16-stored state and `:padded` for per-parameter buffers padded to a
 multiple of 16 rows (`hrnn.init_state(..., pad_to=hrnn.ROW_MULTIPLE)`, as `LearnedOptimizer` stores them),
-e.g. `new=lopt_tf.hrnn:bfloat16:padded`. The variants' compiled steps are called in turn, round after round,
+e.g. `new=lopt_tf.hrnn:bfloat16:padded`, and `:preset=NAME` / `:FIELD=VALUE` for the variant's `HRNNConfig`
+(default the 2017 preset; values as `--hrnn` of `train.meta_train`), e.g.
+`n4=lopt_tf.hrnn:padded:preset=stable:level_sizes=[4,20,20]`; each variant runs a fresh initialisation of its
+config. The variants' compiled steps are called in turn, round after round,
 so that a neighbour's load hits all of them alike; prints min and median ms per call.
 
     python benchmarks/ab_step.py old=/tmp/hrnn_old.py new=lopt_tf.hrnn new_pad=lopt_tf.hrnn:padded \
         [--cases 200,4,17k,200+1] [--modes xla,graph] [--rounds 8]
+    python benchmarks/ab_step.py n10=lopt_tf.hrnn:padded:preset=stable \
+        n4=lopt_tf.hrnn:padded:preset=stable:level_sizes=[4,20,20] --cases 200 --rounds 12
 """
 
 import argparse
@@ -23,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lopt_tf import HRNNConfig, hrnn  # noqa: E402
+from train.meta_train import overrides  # noqa: E402
 
 CASES = {  # as benchmarks/step_overhead.py, and the 17,226-parameter MLP of benchmarks/fit_step.py
     "200": [(100, 100)] * 100 + [(100,)] * 100,
@@ -33,11 +39,16 @@ CASES = {  # as benchmarks/step_overhead.py, and the 17,226-parameter MLP of ben
 
 
 def load(spec):
-    """(module, init_state keyword arguments) of a variant `path.py|module[:bfloat16][:padded]`."""
+    """(module, init_state keyword arguments, config) of a variant
+    `path.py|module[:bfloat16][:padded][:preset=NAME][:FIELD=VALUE...]`."""
     source, *options = spec.split(":")
-    kwargs = {}
+    kwargs, preset, fields = {}, "2017", []
     for option in options:
-        if option == "padded":
+        if option.startswith("preset="):
+            preset = option.partition("=")[2]
+        elif "=" in option:
+            fields.append(option)
+        elif option == "padded":
             kwargs["pad_to"] = hrnn.ROW_MULTIPLE
         else:
             kwargs["state_dtype"] = option
@@ -47,7 +58,7 @@ def load(spec):
         module_spec.loader.exec_module(module)
     else:
         module = importlib.import_module(source)
-    return module, kwargs
+    return module, kwargs, overrides(HRNNConfig, fields, base=HRNNConfig.preset(preset))
 
 
 def main():
@@ -58,7 +69,6 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     args = parser.parse_args()
     variants = {v.split("=", 1)[0]: load(v.split("=", 1)[1]) for v in args.variants}
-    config, meta = HRNNConfig(), hrnn.init_meta(HRNNConfig())
     print(f"cpu cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, {args.rounds} rounds")
     print("| case | params | mode | " + " | ".join(f"{k} min / median ms" for k in variants) + " |")
     print("|---|---|---|" + "---|" * len(variants))
@@ -69,10 +79,12 @@ def main():
         grads = [tf.constant(rng.normal(size=s).astype("float32")) for s in shapes]
         for mode in args.modes.split(","):
             fns = {}
-            for name, (module, kwargs) in variants.items():
+            for name, (module, kwargs, config) in variants.items():
+                meta = hrnn.init_meta(config)
                 state = module.init_state(meta, config, params, **kwargs)  # its own state layout
-                fns[name] = tf.function(lambda m=module, s=state: m.step(meta, config, params, grads, s),
-                                        jit_compile=mode == "xla")
+                fns[name] = tf.function(
+                    lambda m=module, s=state, c=config, w=meta: m.step(w, c, params, grads, s),
+                    jit_compile=mode == "xla")
                 tf.nest.map_structure(np.asarray, fns[name]())  # trace + compile
             times = {k: [] for k in fns}
             for _ in range(args.rounds):

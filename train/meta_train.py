@@ -53,8 +53,9 @@ def define_dataclass_flags(cls, help_texts: dict, choices: dict | None = None, f
             raise TypeError(f"no flag type for {cls.__name__}.{name}: {kind}")
 
 
-def _overrides(kind, items: list[str]):
-    """`kind()` with fields set from `key=value` strings (values as JSON; True/False as Python spells them)."""
+def overrides(kind, items: list[str], base=None):
+    """`base` (default `kind()`) with fields set from `key=value` strings (values as JSON; True/False as Python
+    spells them)."""
     values = {}
     for item in items:
         key, _, raw = item.partition("=")
@@ -62,7 +63,7 @@ def _overrides(kind, items: list[str]):
             values[key] = json.loads(raw.lower() if raw in ("True", "False") else raw)
         except json.JSONDecodeError:
             values[key] = raw
-    return kind.from_dict({**kind().to_dict(), **values})
+    return kind.from_dict({**(kind() if base is None else base).to_dict(), **values})
 
 
 def dataclass_from_flags(cls, flag_values=FLAGS):
@@ -74,7 +75,7 @@ def dataclass_from_flags(cls, flag_values=FLAGS):
         if kind == str | None and value.lower() == NONE:
             value = None
         elif dataclasses.is_dataclass(kind):
-            value = _overrides(kind, value)
+            value = overrides(kind, value)
         values[field.name] = value
     return cls(**values)
 
