@@ -128,11 +128,11 @@ class HRNNConfig:
         tanh(r), r = w . h2 + b a linear readout of this step's global GRU state (meta-parameters
         `readout/global_lr_kernel`, `readout/global_lr_bias`, initialised to 0, so G = 0 and the optimizer is the
         one without it until meta-training moves them; r is in units of the band, so that a meta-optimizer step
-        of a given size moves G by the band times that). One bounded, slowly varying log step per problem: it can
-        follow a problem whose best step is decades from the nominal Adam(1e-3) one, which the per-parameter
-        band (`lr_band`) around a fixed anchor cannot, and it cannot drift (VeLO's per-tensor step multiplier
-        read from its tensor-level network, `google/learned_optimization` `research/general_lopt/hyper_v2.py`,
-        moved up to the global level). Needs the full hierarchy (three level sizes).
+        of a given size moves G by the band times that). One bounded log step for the whole problem at each
+        step: it can follow a problem whose best step is decades from the nominal Adam(1e-3) one, which the
+        per-parameter band (`lr_band`) around a fixed anchor cannot, and it cannot drift (VeLO's per-tensor step
+        multiplier read from its tensor-level network, `google/learned_optimization`
+        `research/general_lopt/hyper_v2.py`, moved up to the global level). Needs the full hierarchy.
       global_lr_band: half-width, in nats, of G (4.6: two decades each way).
       learned_scale: the RMS of the learned direction over each tensor. "unit" (2017: dynamic output scaling,
         the direction has unit RMS, so its step does not shrink as the gradients vanish); "nominal_rms": the
